@@ -1,0 +1,1 @@
+"""Rollouts, metrics, videos, plots, benchmarks and experiments."""

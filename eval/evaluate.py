@@ -1,0 +1,18 @@
+"""Roll a policy out in the sim and write a report with success and its interval.
+
+Not built yet: this subcommand exits non-zero until its part of the pipeline lands.
+"""
+
+from __future__ import annotations
+
+import argparse
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    del parser
+
+
+def run(args: argparse.Namespace) -> int:
+    from qtransformer.cli import CliError
+
+    raise CliError("'eval' is not built yet")

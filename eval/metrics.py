@@ -1,0 +1,124 @@
+"""Evaluation metrics and reports: success rate with its Wilson interval, atomic JSON.
+
+A report is a flat dict (the contract in DESIGN.md, section 5):
+
+    {"success_rate": 0.8, "success_ci95": [0.49, 0.94], "mean_return": 0.8,
+     "mean_episode_length": 41.3, "episodes": 10, "policy": "runs/x/policy",
+     "seed": 0, "task": "pick_place", "per_task": {...}}   # per_task: several tasks only
+
+This module imports no TensorFlow, so the CLI and plotting code can use it cheaply.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import tempfile
+from collections.abc import Sequence
+from pathlib import Path
+
+
+def wilson_interval(successes: int, n: int, z: float = 1.96) -> tuple[float, float]:
+    """Wilson score interval for a binomial proportion.
+
+    With p = k/n:
+
+        centre = (p + z^2 / (2n)) / (1 + z^2/n)
+        half   = z / (1 + z^2/n) * sqrt(p (1-p) / n + z^2 / (4 n^2))
+        interval = [centre - half, centre + half], clipped to [0, 1]
+
+    Unlike the normal (Wald) interval it stays inside [0, 1] and is not empty at
+    k = 0 or k = n, which matters for the small episode counts of robot evaluation.
+    n = 0 gives the uninformative (0, 1).
+    """
+    if n < 0 or successes < 0 or successes > n:
+        raise ValueError(f"need 0 <= successes <= n, got successes={successes}, n={n}")
+    if n == 0:
+        return 0.0, 1.0
+    p = successes / n
+    z2 = z * z
+    denom = 1.0 + z2 / n
+    centre = (p + z2 / (2 * n)) / denom
+    half = z / denom * math.sqrt(p * (1 - p) / n + z2 / (4 * n * n))
+    return max(0.0, centre - half), min(1.0, centre + half)
+
+
+def summarize(successes: Sequence[bool], returns: Sequence[float], lengths: Sequence[int]) -> dict:
+    """Aggregate per-episode outcomes into the numeric report fields."""
+    n = len(successes)
+    if not (n == len(returns) == len(lengths)):
+        raise ValueError("successes, returns and lengths must have the same length")
+    k = int(sum(bool(s) for s in successes))
+    low, high = wilson_interval(k, n)
+    return {
+        "success_rate": k / n if n else 0.0,
+        "success_ci95": [low, high],
+        "mean_return": float(sum(returns) / n) if n else 0.0,
+        "mean_episode_length": float(sum(lengths) / n) if n else 0.0,
+        "episodes": n,
+        "successes": k,
+    }
+
+
+def write_report(report: dict, path: str | Path) -> Path:
+    """Write `report` as JSON atomically: a temp file in the same folder, then rename.
+
+    A crash leaves either the previous file or the new one, never half a file.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w") as f:
+            json.dump(report, f, indent=2, sort_keys=True)
+            f.write("\n")
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def read_report(path: str | Path) -> dict:
+    """Load a report JSON, with an error naming the file if it is not one."""
+    path = Path(path)
+    try:
+        report = json.loads(path.read_text())
+    except FileNotFoundError:
+        raise FileNotFoundError(f"report {path} does not exist") from None
+    except (OSError, json.JSONDecodeError) as e:
+        raise ValueError(f"cannot read report {path}: {e}") from e
+    if not isinstance(report, dict) or "success_rate" not in report:
+        raise ValueError(f"{path} is not an evaluation report (no 'success_rate')")
+    return report
+
+
+def format_table(rows: dict[str, dict]) -> str:
+    """One-screen table: one line per named report (run or task).
+
+    >>> print(format_table({"expert": summarize([True, False], [1.0, 0.0], [30, 80])}))
+    ... # doctest: +NORMALIZE_WHITESPACE
+    name      episodes  success  95% CI          return  length
+    expert           2    50.0%  [ 9.5%, 90.5%]   0.500    55.0
+    """
+    width = max([len("name")] + [len(name) for name in rows])
+    lines = [
+        f"{'name':<{width}}  episodes  success  95% CI          return  length",
+    ]
+    for name, r in rows.items():
+        low, high = r["success_ci95"]
+        lines.append(
+            f"{name:<{width}}  {r['episodes']:>8}  {100 * r['success_rate']:>6.1f}%  "
+            f"[{100 * low:>4.1f}%, {100 * high:>4.1f}%]  {r['mean_return']:>6.3f}  "
+            f"{r['mean_episode_length']:>6.1f}"
+        )
+    return "\n".join(lines)
+
+
+def table_rows(report: dict, name: str) -> dict[str, dict]:
+    """Rows for `format_table`: the report itself, then its tasks if there are several."""
+    rows = {name: report}
+    for task, sub in report.get("per_task", {}).items():
+        rows[f"  {task}"] = sub
+    return rows

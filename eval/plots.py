@@ -1,0 +1,18 @@
+"""Learning curves and comparison bar charts as PNG from TensorBoard logs and reports.
+
+Not built yet: this subcommand exits non-zero until its part of the pipeline lands.
+"""
+
+from __future__ import annotations
+
+import argparse
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    del parser
+
+
+def run(args: argparse.Namespace) -> int:
+    from qtransformer.cli import CliError
+
+    raise CliError("'plot' is not built yet")

@@ -1,0 +1,288 @@
+"""Batched policy rollouts in the sim: success rate, returns, annotated videos.
+
+`evaluate` steps B environments in lockstep and makes one batched policy call per
+control step, instead of a batch-1 loop per episode (the policy call dominates; see
+the ratio in the eval helper's report and `tests/test_eval_rollout.py`). B "slots"
+each hold one episode; when a slot's episode ends, the slot takes the next
+unstarted episode, so the batch stays full until the tail.
+
+Episode i of task T with seed s always runs in `make(T, seed=episode_seed(s, T, i))`,
+independent of the batch size, so batched and unbatched evaluation see the same
+initial states (and give the same results for a deterministic policy).
+
+The policy sees, for a batch of B environments,
+
+    TimeStep(step_type int32[B], reward float32[B], discount float32[B],
+             observation={"state": float32[B, S], "instruction": tf.string[B]
+                          (+ "image": uint8[B, H, W, 3] if the policy asks for it)})
+
+and returns `.action` float32[B, 4], clipped to the env's action bounds.
+"""
+
+from __future__ import annotations
+
+import time
+import weakref
+import zlib
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+import numpy as np
+
+from qtransformer.eval import metrics
+
+BASELINES = ("expert", "random")
+
+
+def episode_seed(seed: int, task: str, index: int) -> int:
+    """Deterministic env seed of episode `index` of `task` (stable across processes)."""
+    state = np.random.SeedSequence([seed, zlib.crc32(task.encode()), index])
+    return int(state.generate_state(1)[0])
+
+
+def resolve_tasks(task: str | Sequence[str]) -> list[str]:
+    """"pick_place" / "lift,stack" / "all" / a list -> task names, checked against TASKS."""
+    from qtransformer.sim_envs import TASKS
+
+    names = list(TASKS) if task == "all" else task
+    if isinstance(names, str):
+        names = [t.strip() for t in names.split(",") if t.strip()]
+    unknown = [t for t in names if t not in TASKS]
+    if not names or unknown:
+        raise ValueError(f"unknown task(s) {unknown or names!r}; valid: {', '.join(TASKS)}, all")
+    return list(names)
+
+
+def load_policy(path: str | Path):
+    """`tf.saved_model.load` a PolicySaver export, with an error naming `path` if it is not one."""
+    import tensorflow as tf
+
+    path = Path(path)
+    if not path.is_dir():
+        raise FileNotFoundError(f"policy directory {path} does not exist")
+    if not (path / "saved_model.pb").exists():
+        raise ValueError(f"{path} is not a saved policy (no saved_model.pb; export with train)")
+    try:
+        policy = tf.saved_model.load(str(path))
+    except Exception as e:  # TF raises many types for corrupt models
+        raise ValueError(f"cannot load saved policy {path}: {e}") from e
+    if not hasattr(policy, "action"):
+        raise ValueError(f"{path} is a SavedModel but not a tf_agents policy (no .action)")
+    return policy
+
+
+def _image_size(policy) -> int | None:
+    """Image side the policy wants in its observation, or None (state + instruction only)."""
+    import tensorflow as tf
+
+    spec = getattr(policy, "time_step_spec", None)
+    if spec is not None and not callable(spec):  # in-memory TFPolicy
+        image = spec.observation.get("image") if isinstance(spec.observation, dict) else None
+        return None if image is None else int(image.shape[0])
+    signature = getattr(policy, "signatures", {}).get("action")
+    if signature is None:
+        return None
+    for leaf in tf.nest.flatten(signature.structured_input_signature):
+        if isinstance(leaf, tf.TensorSpec) and (leaf.name or "").endswith("image"):
+            return int(leaf.shape[1])
+    return None
+
+
+def _make_actor(policy, seed: int) -> Callable[[list, list], np.ndarray]:
+    """Returns act(envs, time_steps) -> float32[B, 4] for the given policy kind."""
+    from qtransformer import sim_envs
+
+    if policy == "random":
+        rng = np.random.default_rng(seed)
+        return lambda envs, steps: rng.uniform(-1, 1, (len(envs), 4)).astype(np.float32)
+    if policy == "expert":
+        experts = weakref.WeakKeyDictionary()  # env -> its scripted expert
+
+        def act_expert(envs, steps):
+            out = []
+            for env, ts in zip(envs, steps, strict=True):
+                if env not in experts:
+                    experts[env] = sim_envs.expert_policy(env, seed=seed)
+                out.append(experts[env](ts))
+            return np.stack(out).astype(np.float32)
+
+        return act_expert
+
+    import tensorflow as tf
+    from tf_agents.policies import tf_policy
+    from tf_agents.trajectories import time_step as ts_lib
+
+    action_fn = policy.action
+    if isinstance(policy, tf_policy.TFPolicy):  # in-memory policy: compile once, not per call
+        action_fn = tf.function(policy.action)
+
+    def act_tf(envs, steps):
+        observation = {
+            "state": tf.constant(np.stack([s.observation["state"] for s in steps]), tf.float32),
+            "instruction": tf.constant([e.task.language_instruction for e in envs], tf.string),
+        }
+        if "image" in steps[0].observation:
+            observation["image"] = tf.constant(np.stack([s.observation["image"] for s in steps]))
+        time_step = ts_lib.TimeStep(
+            step_type=tf.constant([int(s.step_type) for s in steps], tf.int32),
+            reward=tf.constant([s.reward or 0.0 for s in steps], tf.float32),
+            discount=tf.constant([1.0 if s.discount is None else s.discount for s in steps]),
+            observation=observation,
+        )
+        return np.asarray(action_fn(time_step).action, np.float32)
+
+    return act_tf
+
+
+def _annotate(frames: list[np.ndarray], success: bool, label: str) -> list[np.ndarray]:
+    """Green (success) or red (failure) border and a caption on every frame of an episode."""
+    from PIL import Image, ImageDraw
+
+    colour = (40, 200, 60) if success else (220, 40, 40)
+    out = []
+    for frame in frames:
+        image = Image.fromarray(frame)
+        draw = ImageDraw.Draw(image)
+        w, h = image.size
+        border = max(2, w // 40)
+        draw.rectangle([0, 0, w - 1, h - 1], outline=colour, width=border)
+        text = f"{label}: {'success' if success else 'failure'}"
+        draw.rectangle([border, border, border + 7 * len(text), border + 12], fill=(0, 0, 0))
+        draw.text((border + 2, border), text, fill=colour)
+        out.append(np.asarray(image))
+    return out
+
+
+def rollout_task(
+    policy,
+    task: str,
+    episodes: int,
+    seed: int = 0,
+    *,
+    batch_size: int | None = None,
+    video_episodes: int = 0,
+    video_size: int = 128,
+    progress: bool = True,
+) -> tuple[dict, list[np.ndarray]]:
+    """Runs `episodes` episodes of one task; returns (report numbers, annotated frames)."""
+    from tqdm.auto import tqdm
+
+    from qtransformer import sim_envs
+
+    if episodes < 1:
+        raise ValueError(f"--episodes must be >= 1, got {episodes}")
+    batch = min(episodes, batch_size or 64)
+    image_size = None if isinstance(policy, str) else _image_size(policy)
+    act = _make_actor(policy, seed)
+    successes, returns, lengths = [0] * episodes, [0.0] * episodes, [0] * episodes
+    frames: dict[int, list[np.ndarray]] = {}
+
+    def start(index):
+        env = sim_envs.make(task, seed=episode_seed(seed, task, index), image_size=image_size)
+        ts = env.reset()
+        if index < video_episodes:
+            frames[index] = [sim_envs.render_frame(env, video_size)]
+        return [index, env, ts]
+
+    started = time.perf_counter()
+    slots = [start(i) for i in range(batch)]  # [episode index, env, last time step]
+    next_episode, finished, env_steps = batch, 0, 0
+    bar = tqdm(total=episodes, desc=f"eval {task}", unit="ep", disable=not progress)
+    while finished < episodes:
+        done = [s[2].last() for s in slots]
+        # Finished slots ride along with their last step, so the batch shape stays fixed.
+        actions = act([s[1] for s in slots], [s[2] for s in slots])
+        for slot, action, was_done in zip(slots, actions, done, strict=True):
+            if was_done:
+                continue
+            index, env = slot[0], slot[1]
+            spec = env.action_spec()
+            ts = env.step(np.clip(action, spec.minimum, spec.maximum).astype(np.float32))
+            env_steps += 1
+            slot[2] = ts
+            returns[index] += float(ts.reward or 0.0)
+            lengths[index] += 1
+            if index in frames:
+                frames[index].append(sim_envs.render_frame(env, video_size))
+            if ts.last():
+                # Success = terminal step (discount 0) with the sparse success reward.
+                successes[index] = bool(ts.discount == 0.0 and (ts.reward or 0.0) > 0.0)
+                finished += 1
+                bar.update(1)
+                if next_episode < episodes:
+                    slot[:] = start(next_episode)
+                    next_episode += 1
+    bar.close()
+    seconds = time.perf_counter() - started
+    report = metrics.summarize(successes, returns, lengths)
+    report.update(
+        task=task, seed=seed, batch_size=batch, wall_s=round(seconds, 3),
+        env_steps_per_s=round(env_steps / max(seconds, 1e-9), 1),
+    )  # fmt: skip
+    video = []
+    for index in sorted(frames):
+        video += _annotate(frames[index], successes[index], f"{task} ep {index}")
+    return report, video
+
+
+def evaluate(
+    policy,
+    task: str | Sequence[str],
+    episodes: int,
+    seed: int = 0,
+    *,
+    video_path: str | Path | None = None,
+    video_episodes: int = 3,
+    progress: bool = True,
+    batch_size: int | None = None,
+    video_size: int = 128,
+    policy_name: str | None = None,
+) -> dict:
+    """Evaluates a policy for `episodes` episodes per task; returns the report dict.
+
+    Args:
+      policy: anything with `.action(time_step)` (a loaded PolicySaver export or an
+        in-memory tf_agents TFPolicy), a path to an export, or "expert" / "random".
+      task: a task name, a comma list, a list, or "all"; several tasks add `per_task`
+        and the top-level numbers pool all episodes.
+      episodes: episodes per task.
+      video_path: .mp4 or .gif; the first `video_episodes` episodes of each task,
+        concatenated, each framed green (success) or red (failure).
+      batch_size: environments stepped in lockstep (default min(episodes, 64); 1 = the
+        slow per-episode loop).
+      policy_name: what the report's `policy` field says (default: the path/baseline).
+    """
+    tasks = resolve_tasks(task)
+    if isinstance(policy, str | Path) and str(policy) not in BASELINES:
+        policy_name = policy_name or str(policy)
+        policy = load_policy(policy)
+    elif isinstance(policy, str):
+        policy_name = policy_name or policy
+    elif not hasattr(policy, "action"):
+        raise ValueError(f"policy must have .action(time_step) or be one of {BASELINES}")
+    want_video = video_episodes if video_path else 0
+    per_task, video = {}, []
+    for name in tasks:
+        report, frames = rollout_task(
+            policy, name, episodes, seed, batch_size=batch_size, video_episodes=want_video,
+            video_size=video_size, progress=progress,
+        )  # fmt: skip
+        per_task[name] = report
+        video += frames
+    if len(tasks) == 1:
+        report = dict(per_task[tasks[0]])
+    else:
+        pooled = [r for r in per_task.values()]
+        report = metrics.summarize(
+            [i < r["successes"] for r in pooled for i in range(r["episodes"])],
+            [r["mean_return"] for r in pooled for _ in range(r["episodes"])],
+            [r["mean_episode_length"] for r in pooled for _ in range(r["episodes"])],
+        )
+        report.update(per_task=per_task, wall_s=sum(r["wall_s"] for r in pooled))
+    report.update(task=",".join(tasks), seed=seed, policy=policy_name or type(policy).__name__)
+    if video_path:
+        from qtransformer import sim_envs
+
+        sim_envs.write_video(video, video_path)
+        report["video"] = str(video_path)
+    return report

@@ -1,0 +1,5 @@
+import sys
+
+from qtransformer.cli import main
+
+sys.exit(main())

@@ -1,0 +1,150 @@
+"""Typed configuration, built once at the command line and passed down.
+
+`TrainConfig` holds everything `qtransformer train` needs; `--config FILE.json`
+loads a JSON object whose keys are field names, and explicit flags override it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from pathlib import Path
+
+LOSSES = ("hl_gauss", "two_hot", "c51", "mse", "bc")
+
+
+@dataclasses.dataclass(frozen=True)
+class DataConfig:
+    """How RLDS episodes become training transitions.
+
+    Attributes:
+      action_bins: bins per action dimension (the paper used 256).
+      n_step: reward steps summed before bootstrapping (Q-Transformer uses n-step returns).
+      gamma: discount per control step.
+      batch_size: transitions per training batch.
+      shuffle_buffer: transitions held for shuffling across episodes.
+    """
+
+    action_bins: int = 64
+    n_step: int = 3
+    gamma: float = 0.98
+    batch_size: int = 128
+    shuffle_buffer: int = 20_000
+
+
+@dataclasses.dataclass(frozen=True)
+class ModelConfig:
+    """Size of the autoregressive Q network.
+
+    Attributes:
+      embed_dim: transformer width.
+      num_layers: transformer blocks.
+      num_heads: attention heads.
+      value_bins: categories of the value distribution (classification losses).
+      v_min, v_max: value support; rewards are sparse 0/1, so [0, 1].
+      head: "factorised" (cheap exact head, see network.py) or "full".
+      dropout: dropout rate inside the transformer.
+    """
+
+    embed_dim: int = 128
+    num_layers: int = 2
+    num_heads: int = 4
+    value_bins: int = 51
+    v_min: float = 0.0
+    v_max: float = 1.0
+    head: str = "factorised"
+    dropout: float = 0.0
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainConfig:
+    """Offline training.
+
+    Attributes:
+      loss: hl_gauss (default), two_hot, c51, mse, or bc (behaviour cloning).
+      steps: total gradient steps (a resumed run continues to this number).
+      learning_rate: Adam step size.
+      grad_clip: global-norm gradient clipping.
+      alpha: weight of the conservative regulariser on bins not in the data.
+      mc_lower_bound: clip TD targets from below by the Monte-Carlo return.
+      sigma_ratio: HL-Gauss sigma in bin widths (paper: 0.75).
+      target_update_tau: Polyak rate of the target network (1.0 = copy).
+      target_update_period: steps between target updates.
+      checkpoint_every: steps between checkpoints (and policy exports).
+      summary_every: steps between TensorBoard summaries.
+      eval_every: steps between in-training evaluations (0 = never).
+      eval_episodes: episodes per in-training evaluation.
+      eval_task: sim task for in-training evaluation ("" = the dataset's task).
+      seed: seed for initialisation and shuffling.
+      strategy: default, mirrored, multi_worker or tpu.
+      use_xla: compile the train step with XLA.
+    """
+
+    data: DataConfig = dataclasses.field(default_factory=DataConfig)
+    model: ModelConfig = dataclasses.field(default_factory=ModelConfig)
+    loss: str = "hl_gauss"
+    steps: int = 5000
+    learning_rate: float = 3e-4
+    grad_clip: float = 1.0
+    alpha: float = 1.0
+    mc_lower_bound: bool = True
+    sigma_ratio: float = 0.75
+    target_update_tau: float = 0.005
+    target_update_period: int = 1
+    checkpoint_every: int = 1000
+    summary_every: int = 100
+    eval_every: int = 0
+    eval_episodes: int = 20
+    eval_task: str = ""
+    seed: int = 0
+    strategy: str = "default"
+    use_xla: bool = False
+
+    def __post_init__(self):
+        if self.loss not in LOSSES:
+            raise ValueError(f"unknown loss {self.loss!r}; valid: {', '.join(LOSSES)}")
+
+    def to_json(self) -> str:
+        return json.dumps(dataclasses.asdict(self), indent=2, sort_keys=True)
+
+    @classmethod
+    def from_dict(cls, raw: dict) -> TrainConfig:
+        raw = dict(raw)
+        data = DataConfig(**_known(DataConfig, raw.pop("data", {}), "data"))
+        model = ModelConfig(**_known(ModelConfig, raw.pop("model", {}), "model"))
+        return cls(data=data, model=model, **_known(cls, raw, "top level"))
+
+    @classmethod
+    def from_file(cls, path: str | Path) -> TrainConfig:
+        try:
+            raw = json.loads(Path(path).read_text())
+        except (OSError, json.JSONDecodeError) as e:
+            raise ValueError(f"cannot read config file {path}: {e}") from e
+        return cls.from_dict(raw)
+
+    def replace(self, **overrides) -> TrainConfig:
+        """Copy with top-level, `data.*` or `model.*` fields overridden (None = keep)."""
+        top, data, model = {}, {}, {}
+        for key, value in overrides.items():
+            if value is None:
+                continue
+            if key in {f.name for f in dataclasses.fields(DataConfig)}:
+                data[key] = value
+            elif key in {f.name for f in dataclasses.fields(ModelConfig)}:
+                model[key] = value
+            else:
+                top[key] = value
+        return dataclasses.replace(
+            self,
+            data=dataclasses.replace(self.data, **data),
+            model=dataclasses.replace(self.model, **model),
+            **top,
+        )
+
+
+def _known(cls, raw: dict, where: str) -> dict:
+    names = {f.name for f in dataclasses.fields(cls)}
+    unknown = sorted(set(raw) - names)
+    if unknown:
+        raise ValueError(f"unknown config keys at {where}: {unknown}; valid: {sorted(names)}")
+    return raw
