@@ -8,7 +8,14 @@ from __future__ import annotations
 
 from qtransformer.datasets.episode import Episode
 
-_LAZY = ("DatasetMeta", "DatasetWriter", "load_dataset", "read_episodes", "read_meta", "write_dataset")
+_LAZY = (
+    "DatasetMeta",
+    "DatasetWriter",
+    "load_dataset",
+    "read_episodes",
+    "read_meta",
+    "write_dataset",
+)
 
 __all__ = ["Episode", *_LAZY]
 

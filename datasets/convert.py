@@ -1,18 +1,208 @@
 """Convert demos recorded elsewhere (npz, robomimic hdf5, RLDS) to our RLDS contract.
 
-Not built yet: this subcommand exits non-zero until its part of the pipeline lands.
+Every episode is read and validated (consistent lengths, finite numbers, actions inside
+--action-low/--action-high unless --clip-actions, one is_first and one is_last for RLDS input)
+before anything is written; a bad episode stops the conversion with an error naming the file,
+episode and key, unless --skip-bad, which converts the rest and lists what was skipped. The
+input is only read. The output is written atomically (see datasets/rlds_io.py).
+
+Input layouts (T = transitions in the episode):
+
+npz: --input is a folder of `*.npz` files (sorted by name), one episode each:
+    actions             float [T, D]
+    rewards             float [T]        reward after each action
+    observations        float [T+1, S] or [T, S]   -> observation/state
+      or obs/<key>      [T+1, ...] or [T, ...]     flattened and concatenated (sorted keys, or
+                                                   --state-keys) into state; a uint8 [.., H, W, 3]
+                                                   key named `image` (or --image-key) -> image
+    next_observations   [T, S] (or next_obs/<key>), optional: its last row is o_T when the
+                        observations have T rows; without it o_T repeats o_{T-1}
+    terminals           bool [T], optional: only the last may be True (success). Default: the
+                        episode is terminal iff its last reward > 0
+    language_instruction, task   scalar strings, optional (default --instruction / --task)
+  np.savez("ep0.npz", actions=a, rewards=r, observations=o, language_instruction="lift it")
+
+hdf5: --input is a robomimic file: data/demo_<k>/{obs/<key>, next_obs/<key> (optional),
+  actions [T, D], rewards [T], dones [T]} (demos sorted by number). --state-keys a,b,c picks the
+  obs keys concatenated into state (default: every non-image key, sorted); --image-key one
+  uint8 [T, H, W, 3] key as the image. o_T = next_obs/<key>[-1] (else o_{T-1} repeated);
+  terminal = dones[-1]; a demo attribute `language_instruction` overrides --instruction.
+
+rlds: --input is a TFDS RLDS directory with the T+1 steps convention (step T: final
+  observation, reward 0). Keys are looked up under our names (observation/state,
+  observation/image, action, reward, is_first, is_last, is_terminal, language_instruction,
+  episode_metadata/{task,success,source}); --map OURS=THEIRS renames, e.g.
+  --map observation/state=observation/robot_state
+  --map language_instruction=observation/natural_language_instruction
 """
 
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
+
+FORMATS = ("npz", "hdf5", "rlds")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    del parser
+    parser.add_argument("--format", required=True, choices=FORMATS, help="input format")
+    parser.add_argument("--input", required=True, help="npz folder, hdf5 file or RLDS directory")
+    parser.add_argument("--out", required=True, help="output RLDS dataset directory")
+    parser.add_argument("--task", default="converted", help="task name when the input has none")
+    parser.add_argument("--instruction", default="", help="language instruction when none given")
+    parser.add_argument("--action-low", default="-1", help="scalar or comma list (default -1)")
+    parser.add_argument("--action-high", default="1", help="scalar or comma list (default 1)")
+    parser.add_argument("--clip-actions", action="store_true", help="clip instead of rejecting")
+    parser.add_argument("--skip-bad", action="store_true", help="skip bad episodes, report them")
+    parser.add_argument("--state-keys", default="", help="obs keys concatenated into state")
+    parser.add_argument("--image-key", default=None, help="obs key stored as observation/image")
+    parser.add_argument(
+        "--map",
+        action="append",
+        default=[],
+        metavar="OURS=THEIRS",
+        help="rlds: take our key path from their key path (repeatable)",
+    )
+    parser.add_argument("--overwrite", action="store_true", help="replace a non-empty --out")
+
+
+def _floats(text: str, flag: str) -> list[float]:
+    try:
+        return [float(x) for x in str(text).split(",") if x.strip()]
+    except ValueError as e:
+        raise ValueError(f"{flag} must be a number or comma list, got {text!r}") from e
+
+
+def _mapping(items: list[str]) -> dict[str, str]:
+    out = {}
+    for item in items:
+        ours, sep, theirs = item.partition("=")
+        if not sep or not ours or not theirs:
+            raise ValueError(f"--map expects OURS=THEIRS, got {item!r}")
+        out[ours.strip("/")] = theirs.strip("/")
+    return out
+
+
+def convert(
+    fmt: str,
+    input_path,
+    out_dir,
+    *,
+    task: str = "converted",
+    instruction: str = "",
+    action_low=(-1.0,),
+    action_high=(1.0,),
+    clip_actions: bool = False,
+    skip_bad: bool = False,
+    state_keys=None,
+    image_key=None,
+    mapping=None,
+    overwrite: bool = False,
+) -> dict:
+    """Validate all episodes of `input_path`, then write them to `out_dir`.
+
+    Returns {"path", "episodes", "transitions", "skipped": [error messages]}.
+    """
+    from qtransformer.datasets import rlds_io, sources
+
+    src = Path(input_path)
+    if not src.exists():
+        raise FileNotFoundError(f"--input {src} does not exist")
+    rlds_io.check_output_dir(out_dir, overwrite)
+    if fmt == "npz":
+        raws = sources.read_npz(src)
+    elif fmt == "hdf5":
+        raws = sources.read_hdf5(src)
+    elif fmt == "rlds":
+        raws = sources.read_rlds(src, mapping or {})
+    else:
+        raise ValueError(f"--format must be one of {FORMATS}, got {fmt!r}")
+    low, high = list(action_low), list(action_high)
+    episodes, skipped = [], []
+    for raw in raws:
+        try:
+            episode = sources.to_episode(
+                raw,
+                low,
+                high,
+                clip=clip_actions,
+                state_keys=state_keys,
+                image_key=image_key,
+                task=task,
+                instruction=instruction,
+            )
+            if episodes and episode.states.shape[1] != episodes[0].states.shape[1]:
+                raise sources.BadEpisode(
+                    raw.file,
+                    raw.name,
+                    "observations",
+                    f"state size {episode.states.shape[1]} != "
+                    f"{episodes[0].states.shape[1]} of earlier episodes",
+                )
+            if episodes and episode.actions.shape[1] != episodes[0].actions.shape[1]:
+                raise sources.BadEpisode(
+                    raw.file, raw.name, "actions", "action size differs from earlier episodes"
+                )
+        except sources.BadEpisode as e:
+            if not skip_bad:
+                raise
+            skipped.append(str(e))
+            continue
+        episodes.append(episode)
+    if not episodes:
+        raise ValueError(
+            f"no valid episodes in {src}" + (f"; skipped {len(skipped)}" if skipped else "")
+        )
+    d = episodes[0].actions.shape[1]
+    bounds = [
+        _broadcast(b, d, flag) for b, flag in ((low, "--action-low"), (high, "--action-high"))
+    ]
+    path = rlds_io.write_dataset(
+        out_dir,
+        episodes,
+        action_low=bounds[0],
+        action_high=bounds[1],
+        overwrite=overwrite,
+        description=f"converted from {fmt}: {src}",
+    )
+    return {
+        "path": str(path),
+        "episodes": len(episodes),
+        "transitions": sum(e.length for e in episodes),
+        "skipped": skipped,
+    }
+
+
+def _broadcast(values: list[float], dims: int, flag: str) -> list[float]:
+    if len(values) == 1:
+        return values * dims
+    if len(values) != dims:
+        raise ValueError(f"{flag} has {len(values)} values, the actions have {dims} dimensions")
+    return values
 
 
 def run(args: argparse.Namespace) -> int:
-    from qtransformer.cli import CliError
-
-    raise CliError("'convert' is not built yet")
+    report = convert(
+        args.format,
+        args.input,
+        args.out,
+        task=args.task,
+        instruction=args.instruction,
+        action_low=_floats(args.action_low, "--action-low"),
+        action_high=_floats(args.action_high, "--action-high"),
+        clip_actions=args.clip_actions,
+        skip_bad=args.skip_bad,
+        state_keys=[k for k in args.state_keys.split(",") if k] or None,
+        image_key=args.image_key,
+        mapping=_mapping(args.map),
+        overwrite=args.overwrite,
+    )
+    print(
+        f"converted {report['episodes']} episodes ({report['transitions']} transitions) "
+        f"-> {report['path']}"
+    )
+    for message in report["skipped"]:
+        print(f"skipped: {message}")
+    if report["skipped"]:
+        print(f"skipped {len(report['skipped'])} bad episodes")
+    return 0

@@ -27,7 +27,6 @@ from pathlib import Path
 import numpy as np
 import tensorflow as tf
 import tensorflow_datasets as tfds
-
 from qtransformer.datasets.episode import Episode
 
 NAME = "qtransformer_rlds"
@@ -96,7 +95,10 @@ class DatasetWriter:
         self._info = tfds.rlds.rlds_base.build_info(
             self._config(),
             tfds.core.dataset_info.DatasetIdentity(
-                name=NAME, version=tfds.core.Version("1.0.0"), data_dir=str(self.tmp), module_name=""
+                name=NAME,
+                version=tfds.core.Version("1.0.0"),
+                data_dir=str(self.tmp),
+                module_name="",
             ),
             ds_metadata={"writer": "qtransformer.datasets"},  # non-empty: a MetadataDict
         )

@@ -28,7 +28,6 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import numpy as np
-
 from qtransformer.eval import metrics
 
 BASELINES = ("expert", "random")
@@ -41,7 +40,7 @@ def episode_seed(seed: int, task: str, index: int) -> int:
 
 
 def resolve_tasks(task: str | Sequence[str]) -> list[str]:
-    """"pick_place" / "lift,stack" / "all" / a list -> task names, checked against TASKS."""
+    """ "pick_place" / "lift,stack" / "all" / a list -> task names, checked against TASKS."""
     from qtransformer.sim_envs import TASKS
 
     names = list(TASKS) if task == "all" else task
@@ -55,13 +54,13 @@ def resolve_tasks(task: str | Sequence[str]) -> list[str]:
 
 def load_policy(path: str | Path):
     """`tf.saved_model.load` a PolicySaver export, with an error naming `path` if it is not one."""
-    import tensorflow as tf
-
     path = Path(path)
     if not path.is_dir():
         raise FileNotFoundError(f"policy directory {path} does not exist")
     if not (path / "saved_model.pb").exists():
         raise ValueError(f"{path} is not a saved policy (no saved_model.pb; export with train)")
+    import tensorflow as tf  # after the checks: a wrong path fails fast
+
     try:
         policy = tf.saved_model.load(str(path))
     except Exception as e:  # TF raises many types for corrupt models

@@ -42,17 +42,19 @@ class ModelConfig:
       num_heads: attention heads.
       value_bins: categories of the value distribution (classification losses).
       v_min, v_max: value support; rewards are sparse 0/1, so [0, 1].
-      head: "factorised" (cheap exact head, see network.py) or "full".
+      head: "factorised" (cheap low-rank head, see network.py) or "full".
+      head_rank: rank R of the factorised head (R MACs per value logit instead of embed_dim).
       dropout: dropout rate inside the transformer.
     """
 
-    embed_dim: int = 128
+    embed_dim: int = 64
     num_layers: int = 2
     num_heads: int = 4
-    value_bins: int = 51
+    value_bins: int = 32
     v_min: float = 0.0
     v_max: float = 1.0
     head: str = "factorised"
+    head_rank: int = 32
     dropout: float = 0.0
 
 

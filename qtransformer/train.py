@@ -1,18 +1,196 @@
 """Offline training of the Q-Transformer with the tf_agents Learner.
 
-Not built yet: this subcommand exits non-zero until its part of the pipeline lands.
+    qtransformer train --dataset data/pick_place --workdir runs/hl_gauss --steps 4000
+
+Reads RLDS episodes through `qtransformer.data`, trains with `tf_agents.train.Learner`
+(train step compiled with tf.function; `--xla` adds jit_compile), checkpoints every
+`checkpoint_every` steps and resumes from WORKDIR when run again. Workdir layout:
+
+    WORKDIR/config.json                 the TrainConfig (a rerun must match its model shape)
+    WORKDIR/train/checkpoints/          Learner checkpoints (weights, target net, Adam, step)
+    WORKDIR/train/events.out.tfevents*  TensorBoard: train/loss, td_loss, conservative, mean_q,
+                                        td_error, grad_norm, steps_per_s, ...
+    WORKDIR/eval/events.out.tfevents*   TensorBoard: eval/<key> from in-training evaluation
+    WORKDIR/policy/                     latest greedy policy (PolicySaver SavedModel)
+    WORKDIR/policies/<step>/            the policy at each checkpoint
 """
 
 from __future__ import annotations
 
 import argparse
+import math
+import time
+from pathlib import Path
+
+from qtransformer.config import LOSSES, TrainConfig
+from qtransformer.workdir import (
+    check_workdir_config,
+    export_policy,
+    make_strategy,
+    policy_saver,
+    policy_specs,
+)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    del parser
+    parser.add_argument("--dataset", required=True, help="RLDS dataset directory")
+    parser.add_argument("--workdir", required=True, help="checkpoints, summaries, policy")
+    parser.add_argument("--config", help="TrainConfig JSON file; flags override it")
+    parser.add_argument("--loss", choices=LOSSES)
+    add = parser.add_argument
+    add("--steps", type=int)
+    add("--batch-size", type=int)
+    add("--action-bins", type=int)
+    add("--value-bins", type=int)
+    add("--embed-dim", type=int)
+    add("--layers", type=int)
+    add("--heads", type=int)
+    add("--head", choices=("factorised", "full"))
+    add("--alpha", type=float, help="weight of the conservative regulariser")
+    add("--n-step", type=int)
+    add("--gamma", type=float)
+    add("--lr", type=float, help="Adam learning rate")
+    add("--seed", type=int)
+    add("--no-mc-lower-bound", action="store_true", help="do not clip targets by the MC return")
+    add("--checkpoint-every", type=int)
+    add("--strategy", choices=("default", "mirrored", "multi_worker", "tpu"))
+    add("--xla", action="store_true", help="compile the train step with XLA (jit_compile)")
+    add("--eval-every", type=int, help="evaluate in the sim every K steps (0 = never)")
+    add("--eval-episodes", type=int)
+    add("--eval-task", help="sim task for evaluation (default: the dataset's first task)")
+    add("--no-progress", action="store_true", help="no progress bar")
+
+
+def config_from_args(args: argparse.Namespace) -> TrainConfig:
+    """TrainConfig from --config (or defaults) with the explicitly given flags on top."""
+    config = TrainConfig.from_file(args.config) if args.config else TrainConfig()
+    return config.replace(
+        loss=args.loss, steps=args.steps, batch_size=args.batch_size,
+        action_bins=args.action_bins, value_bins=args.value_bins, embed_dim=args.embed_dim,
+        num_layers=args.layers, num_heads=args.heads, head=args.head, alpha=args.alpha,
+        n_step=args.n_step, gamma=args.gamma, learning_rate=args.lr, seed=args.seed,
+        mc_lower_bound=False if args.no_mc_lower_bound else None,
+        checkpoint_every=args.checkpoint_every, strategy=args.strategy,
+        use_xla=True if args.xla else None, eval_every=args.eval_every,
+        eval_episodes=args.eval_episodes, eval_task=args.eval_task,
+    )  # fmt: skip
 
 
 def run(args: argparse.Namespace) -> int:
     from qtransformer.cli import CliError
 
-    raise CliError("'train' is not built yet")
+    config = config_from_args(args)
+    eval_fn = None
+    if config.eval_every:
+        eval_fn = _sim_eval_fn(args.dataset, config)
+    try:
+        metrics = train(
+            args.dataset, args.workdir, config, progress=not args.no_progress, eval_fn=eval_fn
+        )
+    except FloatingPointError as e:
+        raise CliError(str(e)) from e
+    shown = {k: round(v, 4) if isinstance(v, float) else v for k, v in metrics.items()}
+    print(f"trained to step {metrics['step']}: {shown}")
+    return 0
+
+
+def _sim_eval_fn(dataset_dir, config: TrainConfig):
+    def eval_fn(policy, step):
+        from qtransformer.datasets import read_meta
+        from qtransformer.eval.rollout import evaluate
+
+        task = config.eval_task or read_meta(dataset_dir).tasks[0]
+        report = evaluate(policy, task, config.eval_episodes, seed=step, progress=False)
+        return {k: float(v) for k, v in report.items() if isinstance(v, int | float)}
+
+    return eval_fn
+
+
+def train(dataset_dir, workdir, config: TrainConfig, *, progress=True, eval_fn=None) -> dict:
+    """Train (or resume) to `config.steps`; returns the final metrics.
+
+    eval_fn(policy, step) -> dict of scalars runs every `config.eval_every` steps (if > 0);
+    its results go to TensorBoard as eval/<key> and into the returned dict.
+    Raises FloatingPointError if the loss becomes NaN/Inf; the last good checkpoint stays.
+    """
+    import numpy as np
+    import tensorflow as tf
+    from tf_agents.train import learner
+    from tf_agents.train.utils import train_utils
+    from tqdm import tqdm
+
+    from qtransformer.agent import QTransformerAgent
+    from qtransformer.data import make_transition_dataset
+    from qtransformer.network import word_vocabulary
+
+    workdir = Path(workdir)
+    check_workdir_config(workdir, config)
+    tf.random.set_seed(config.seed)
+    np.random.seed(config.seed)
+    dataset, meta = make_transition_dataset(dataset_dir, config.data, seed=config.seed)
+    time_step_spec, action_spec = policy_specs(meta)
+    strategy = make_strategy(config.strategy)
+    with strategy.scope():
+        train_step = train_utils.create_train_step()
+        agent = QTransformerAgent(
+            time_step_spec, action_spec, config, word_vocabulary(meta.instructions),
+            train_step_counter=train_step,
+        )  # fmt: skip
+        runner = learner.Learner(
+            str(workdir),
+            train_step,
+            agent,
+            experience_dataset_fn=lambda: dataset.map(lambda batch: (batch, ())),
+            checkpoint_interval=-1,  # saved below, only after a finite loss
+            summary_interval=config.summary_every,
+            max_checkpoints_to_keep=3,
+            strategy=strategy,
+        )
+    saver = policy_saver(agent.policy, train_step)
+    checkpointer = runner._checkpointer  # noqa: SLF001 - the Learner's own, restored above
+    eval_writer = tf.summary.create_file_writer(str(workdir / "eval"))
+    step = int(train_step.numpy())
+    metrics: dict = {"step": step, "resumed_from": step}
+    bar = tqdm(total=config.steps, initial=step, disable=not progress, desc="train", unit="step")
+    while step < config.steps:
+        chunk = _steps_to_next_event(step, config)
+        start = time.perf_counter()
+        loss_info = runner.run(iterations=chunk)
+        rate = chunk / (time.perf_counter() - start)
+        values = {"loss": float(loss_info.loss)}
+        values.update({k: float(v) for k, v in loss_info.extra.items()})
+        if not all(math.isfinite(v) for v in values.values()):
+            bar.close()
+            raise FloatingPointError(
+                f"training stopped: non-finite loss {values} within steps {step}..{step + chunk};"
+                f" the last good checkpoint in {checkpointer._manager.directory} is kept"  # noqa: SLF001
+                " (try a lower --lr or check the dataset for NaN/Inf)"
+            )
+        step = int(train_step.numpy())
+        metrics.update(values, step=step, steps_per_s=rate)
+        bar.update(chunk)
+        bar.set_postfix(loss=f"{values['loss']:.4f}", steps_per_s=f"{rate:.1f}")
+        with runner.train_summary_writer.as_default():
+            tf.summary.scalar("train/steps_per_s", rate, step=step)
+        if step % config.checkpoint_every == 0 or step >= config.steps:
+            checkpointer.save(train_step)
+            export_policy(saver, workdir, step)
+        if eval_fn is not None and config.eval_every and step % config.eval_every == 0:
+            results = eval_fn(agent.policy, step)
+            with eval_writer.as_default():
+                for key, value in results.items():
+                    tf.summary.scalar(f"eval/{key}", value, step=step)
+            metrics.update({f"eval/{k}": v for k, v in results.items()})
+    bar.close()
+    if not (workdir / "policy").exists():  # resumed a finished run: make sure it is exported
+        export_policy(saver, workdir, step)
+    runner.train_summary_writer.flush()
+    eval_writer.flush()
+    return metrics
+
+
+def _steps_to_next_event(step: int, config: TrainConfig, cap: int = 100) -> int:
+    """Steps until the next checkpoint / summary / eval / end, at most `cap` (progress bar)."""
+    periods = [config.checkpoint_every, config.summary_every, config.eval_every, cap]
+    nearest = min(p - step % p for p in periods if p > 0)
+    return max(1, min(nearest, config.steps - step))

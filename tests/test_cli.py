@@ -1,9 +1,9 @@
 """The installed distribution: console script, help texts, package layout, config."""
 
-import importlib.metadata
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -49,13 +49,21 @@ def test_help_does_not_import_tensorflow(tmp_path):
 
 
 def test_packages_import_from_any_directory_and_no_top_level_shadowing(tmp_path):
-    code = "import qtransformer.sim_envs, qtransformer.datasets, qtransformer.eval; print('ok')"
+    # From a foreign directory: our subpackages import, and `datasets`, `eval`, `sim_envs`
+    # are either absent or someone else's (e.g. Hugging Face datasets), never our folders.
+    code = (
+        "import importlib.util, json, qtransformer.sim_envs, qtransformer.datasets, "
+        "qtransformer.eval\n"
+        "specs = {n: importlib.util.find_spec(n) for n in ('datasets', 'eval', 'sim_envs')}\n"
+        "print(json.dumps({n: s.origin if s else None for n, s in specs.items()}))"
+    )
     result = subprocess.run(
         [sys.executable, "-c", code], capture_output=True, text=True, cwd=tmp_path, timeout=300
     )
     assert result.returncode == 0, result.stderr
-    top_level = {str(f).split("/")[0] for f in importlib.metadata.files("qtransformer") or []}
-    assert not top_level & {"datasets", "eval", "sim_envs"}, top_level
+    repo = str(Path(__file__).resolve().parents[1])
+    for name, origin in json.loads(result.stdout).items():
+        assert origin is None or not origin.startswith(repo), (name, origin)
 
 
 def test_unknown_subcommand_exits_nonzero(tmp_path):

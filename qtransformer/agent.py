@@ -1,0 +1,228 @@
+"""The Q-Transformer agent: per-dimension TD targets, conservative regulariser, Adam step.
+
+Training batches are the dicts of `qtransformer.data.make_transition_dataset`
+(observation, action_bins, reward, discount, next_observation, mc_return, ...).
+Loss for the classification losses (hl_gauss, two_hot, c51), per dimension i:
+
+    L = mean_{b,i} CE(logits(s, a_<i)[a_i], p(y_i))                       (TD term)
+      + alpha * mean_{b,i} mean_{a != a_i} CE(logits(s, a_<i)[a], p(v_min))  (conservative)
+
+with y from `qtransformer.targets` (target network, n-step, MC lower bound) and
+p(y) the HL-Gauss / two-hot distribution of the scalar target. c51 uses the
+projected target-network distribution instead of p(y) (see
+`targets.c51_target_distribution`); where the MC bound lifts the target above its
+mean, the two-hot of G_t replaces it. mse: 0.5 (Q - y)^2 and 0.5 (Q - v_min)^2.
+
+bc (behaviour cloning baseline): the same network built with one output per bin
+([B, D, A], like mse) whose outputs are used as the logits of a softmax over the
+bins of each dimension; loss = mean_{b,i} -log softmax(logits(s, a_<i))[a_i], the
+teacher-forced autoregressive likelihood of the dataset's bins. No target network,
+no regulariser; the greedy policy then picks the most likely bin per dimension.
+"""
+
+from __future__ import annotations
+
+import tensorflow as tf
+from tf_agents.agents import tf_agent
+from tf_agents.utils import common
+
+from qtransformer import losses, targets
+from qtransformer.config import TrainConfig
+from qtransformer.network import QTransformerNetwork
+from qtransformer.policy import QTransformerPolicy
+from qtransformer.tokenizer import ActionTokenizer
+
+CLASSIFICATION = ("hl_gauss", "two_hot", "c51")
+
+
+class QTransformerAgent(tf_agent.TFAgent):
+    """Offline Q-Transformer (or BC) learner over transition batches."""
+
+    def __init__(
+        self,
+        time_step_spec,
+        action_spec,
+        config: TrainConfig,
+        vocabulary: list[str] = (),
+        *,
+        q_network: QTransformerNetwork | None = None,
+        train_step_counter: tf.Variable | None = None,
+    ):
+        self._config = config
+        self._tokenizer = ActionTokenizer.from_spec(action_spec, config.data.action_bins)
+        value_bins = config.model.value_bins if config.loss in CLASSIFICATION else None
+        if q_network is None:
+            q_network = QTransformerNetwork(
+                time_step_spec.observation,
+                self._tokenizer.action_dims,
+                config.data.action_bins,
+                config.model,
+                vocabulary,
+                value_bins,
+            )
+        self._q_network = q_network
+        self._target_q_network = q_network.copy(name="TargetQNetwork")
+        self._q_network.create_variables()
+        self._target_q_network.create_variables()
+        self._optimizer = tf.keras.optimizers.Adam(config.learning_rate)
+        self._update_target = common.Periodically(
+            lambda: common.soft_variables_update(
+                self._q_network.variables,
+                self._target_q_network.variables,
+                config.target_update_tau,
+            ),
+            config.target_update_period,
+            "update_target",
+        )
+        if train_step_counter is None:
+            train_step_counter = tf.Variable(
+                0, dtype=tf.int64, trainable=False, name="train_step",
+                aggregation=tf.VariableAggregation.ONLY_FIRST_REPLICA,
+            )  # fmt: skip
+        value_range = (config.model.v_min, config.model.v_max) if value_bins else None
+        policy = QTransformerPolicy(
+            time_step_spec, action_spec, q_network, self._tokenizer, value_range
+        )
+        # Numeric-only part of the step, XLA-compiled on request (strings stay outside).
+        self._grads_fn = tf.function(self._loss_and_grads, jit_compile=True)
+        if not config.use_xla:
+            self._grads_fn = self._loss_and_grads
+        super().__init__(
+            time_step_spec,
+            action_spec,
+            policy,
+            policy,
+            train_sequence_length=None,
+            num_outer_dims=1,
+            train_step_counter=train_step_counter,
+        )
+
+    @property
+    def q_network(self) -> QTransformerNetwork:
+        return self._q_network
+
+    @property
+    def target_q_network(self) -> QTransformerNetwork:
+        return self._target_q_network
+
+    def _initialize(self):
+        return common.soft_variables_update(
+            self._q_network.variables, self._target_q_network.variables, tau=1.0
+        )
+
+    def _train(self, experience, weights=None):
+        del weights
+        if self._config.use_xla:  # XLA cannot compile string ops: look words up first
+            experience = dict(experience)
+            for key in ("observation", "next_observation"):
+                obs = dict(experience[key])
+                obs["instruction"] = self._q_network.instruction_ids(obs["instruction"])
+                experience[key] = obs
+        loss, metrics, grads = self._grads_fn(experience)
+        replicas = tf.distribute.get_strategy().num_replicas_in_sync
+        if replicas > 1:  # sum the per-replica gradients (each already scaled by 1/replicas)
+            grads = tf.distribute.get_replica_context().all_reduce("sum", grads)
+        grads, grad_norm = tf.clip_by_global_norm(grads, self._config.grad_clip)
+        variables = self._q_network.trainable_variables
+        self._optimizer.apply_gradients(zip(grads, variables), skip_gradients_aggregation=True)
+        if self._config.loss != "bc":
+            self._update_target()
+        self.train_step_counter.assign_add(1)
+        metrics["grad_norm"] = grad_norm / replicas  # the Learner sums over replicas
+        for name, value in metrics.items():
+            tf.summary.scalar(f"train/{name}", value * replicas, step=self.train_step_counter)
+        tf.summary.scalar("train/loss", loss * replicas, step=self.train_step_counter)
+        return tf_agent.LossInfo(loss=loss, extra=metrics)
+
+    def _loss(self, experience, weights=None, training=False):
+        del weights
+        loss, metrics = self.loss_terms(experience, training=training)
+        return tf_agent.LossInfo(loss=loss, extra=metrics)
+
+    def _loss_and_grads(self, experience):
+        replicas = tf.distribute.get_strategy().num_replicas_in_sync
+        variables = self._q_network.trainable_variables
+        with tf.GradientTape() as tape:
+            loss, metrics = self.loss_terms(experience, training=True)
+            scaled = loss / replicas  # mean over the global batch after the all-reduce sum
+        grads = tape.gradient(scaled, variables)
+        return scaled, {k: v / replicas for k, v in metrics.items()}, grads
+
+    def loss_terms(self, batch: dict, training: bool = False) -> tuple[tf.Tensor, dict]:
+        """Total loss and a dict of scalar metrics for one batch (no variable updates)."""
+        cfg, model = self._config, self._config.model
+        bins = tf.cast(batch["action_bins"], tf.int32)
+        logits = _apply(self._q_network, (batch["observation"], bins), training)
+        if cfg.loss == "bc":
+            nll = tf.nn.sparse_softmax_cross_entropy_with_logits(labels=bins, logits=logits)
+            accuracy = tf.cast(tf.argmax(logits, -1, output_type=tf.int32) == bins, tf.float32)
+            loss = tf.reduce_mean(nll)
+            return loss, {"bc_nll": loss, "bc_accuracy": tf.reduce_mean(accuracy)}
+
+        batch_size = tf.shape(bins)[0]
+        both = tf.nest.map_structure(
+            lambda a, b: tf.concat([a, b], 0), batch["observation"], batch["next_observation"]
+        )
+        # Zero bins for s': only position 0 (dimension 1) is used, and it never sees bins.
+        t_out = _apply(self._target_q_network, (both, tf.concat([bins, tf.zeros_like(bins)], 0)))
+        t_out = tf.stop_gradient(t_out)
+        q_t = self._q_values(t_out)
+        y = targets.bellman_targets(
+            q_t[:batch_size], q_t[batch_size:, 0], batch["reward"], batch["discount"]
+        )
+        if cfg.mc_lower_bound:
+            y_bounded = targets.mc_lower_bound(y, batch["mc_return"])
+        else:
+            y_bounded = y
+        q_all = self._q_values(logits)
+        q_taken = targets.taken(q_all, bins)
+        if cfg.loss == "mse":
+            td = tf.reduce_mean(losses.mse(q_taken, y_bounded))
+            cons = targets.unseen_average(losses.mse(q_all, model.v_min), bins)
+        else:
+            p_y = self._target_distribution(cfg, t_out, q_t, batch, y, y_bounded, batch_size)
+            td = tf.reduce_mean(losses.cross_entropy(targets.taken(logits, bins), p_y))
+            p_min = losses.target_probs(
+                "two_hot" if cfg.loss == "c51" else cfg.loss,
+                tf.fill(tf.shape(bins), model.v_min),
+                model.v_min, model.v_max, model.value_bins, cfg.sigma_ratio,
+            )  # fmt: skip
+            cons = targets.unseen_average(
+                losses.cross_entropy(logits, p_min[:, :, tf.newaxis, :]), bins
+            )
+        loss = td + cfg.alpha * cons
+        metrics = {
+            "td_loss": td,
+            "conservative": cons,
+            "mean_q": tf.reduce_mean(q_taken),
+            "mean_target": tf.reduce_mean(y_bounded),
+            "td_error": tf.reduce_mean(tf.abs(q_taken - y_bounded)),
+            "mc_bound_active": tf.reduce_mean(tf.cast(y_bounded > y, tf.float32)),
+        }
+        return loss, metrics
+
+    def _q_values(self, outputs: tf.Tensor) -> tf.Tensor:
+        if self._config.loss == "mse":
+            return outputs
+        return losses.expected_value(outputs, self._config.model.v_min, self._config.model.v_max)
+
+    def _target_distribution(self, cfg, t_out, q_t, batch, y, y_bounded, batch_size):
+        model = cfg.model
+        if cfg.loss != "c51":
+            return losses.target_probs(
+                cfg.loss, y_bounded, model.v_min, model.v_max, model.value_bins, cfg.sigma_ratio
+            )
+        probs = tf.nn.softmax(t_out, axis=-1)
+        dist = targets.c51_target_distribution(
+            probs[:batch_size], q_t[:batch_size], probs[batch_size:, 0], q_t[batch_size:, 0],
+            batch["reward"], batch["discount"], model.v_min, model.v_max,
+        )  # fmt: skip
+        lifted = losses.two_hot_probs(y_bounded, model.v_min, model.v_max, model.value_bins)
+        return tf.where((y_bounded > y)[..., tf.newaxis], lifted, dist)
+
+
+def _apply(net: QTransformerNetwork, inputs, training: bool = False) -> tf.Tensor:
+    if inputs[0]["instruction"].dtype == tf.string:
+        return net(inputs, training=training)[0]
+    # Word ids (the XLA path): `call` skips the spec's string dtype check; variables exist.
+    return net.call(inputs, training=training)[0]

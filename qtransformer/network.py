@@ -1,0 +1,222 @@
+"""The autoregressive Q network of the Q-Transformer (a tf_agents Network).
+
+Token layout (sequence length D = action dimensions):
+
+    token 0       = enc(observation) + enc(instruction)             -> Q for dimension 1
+    token i (>=1) = emb_i(a_i), the bin already chosen for dim i    -> Q for dimension i+1
+    every token  += position embedding of its index
+
+The observation's "instruction" may also be given as word ids
+(`instruction_ids`), so string ops can stay outside an XLA-compiled step.
+A causal transformer reads the tokens, so the output at position i-1 sees only
+the observation and a_1..a_{i-1} and scores every bin of dimension i. The input
+bins of the last dimension are never read.
+
+Encoders: `state` by a 2-layer MLP; `image` (when the observation spec has one) by
+a 3-layer stride-2 conv net whose feature maps are FiLM-modulated by the
+instruction embedding (x <- x * (1 + gamma(l)) + beta(l)); the instruction by a
+word-level bag-of-words mean over an embedding table learned from scratch. Its
+vocabulary is the words of the dataset's instructions (lower-cased, split on
+anything that is not [a-z0-9]); unknown words map to index 0 (OOV). The lookup
+table lives inside the network, so a SavedModel maps strings itself.
+
+Heads (`ModelConfig.head`), per token output h [B, D, E]:
+- "full":       logits = Dense(A * V)(h), reshaped. E * A * V weights, E MACs per logit.
+- "factorised": z = Dense(R)(h) [B, D, R]; per-bin query u_a [A, R] and offset c_a [A, R];
+                logits[b, d, a] = W gelu(z[b, d] * u_a + c_a) + w_0, W [R, V] shared over
+                bins. R * (E + 2A + V) weights, R MACs per logit (R = head_rank << E).
+With `value_bins=None` (MSE and BC) V is dropped: one scalar per bin.
+
+Worked example: state S=10, D=4 action dims, A=64 action bins, V=51 value bins,
+batch B=8: `net((obs, bins))` with obs {"state": [8, 10] float32,
+"instruction": [8] string} and bins [8, 4] int32 returns (logits, ()) where
+logits is [8, 4, 64, 51] (value_bins=51) or [8, 4, 64] (value_bins=None).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+
+import tensorflow as tf
+from tf_agents.networks import network
+
+from qtransformer.config import ModelConfig
+
+_NON_WORD = "[^a-z0-9]+"
+
+
+def word_vocabulary(instructions: Sequence[str]) -> list[str]:
+    """Sorted distinct words of `instructions`, normalised as the network does in-graph."""
+    words = set()
+    for text in instructions:
+        words.update(w for w in re.sub(_NON_WORD, " ", text.lower()).split() if w)
+    return sorted(words)
+
+
+class InstructionEncoder(tf.keras.layers.Layer):
+    """String [B] -> mean of learned word embeddings [B, E]; OOV words use row 0."""
+
+    def __init__(self, vocabulary: Sequence[str], embed_dim: int, name: str = "instruction"):
+        super().__init__(name=name)
+        words = list(vocabulary) or ["<empty>"]  # a table needs at least one key
+        self._table = tf.lookup.StaticHashTable(
+            tf.lookup.KeyValueTensorInitializer(
+                tf.constant(words), tf.range(1, len(words) + 1, dtype=tf.int64)
+            ),
+            default_value=0,
+        )
+        self._num_ids = len(words) + 1
+        self._embed_dim = embed_dim
+
+    def build(self, input_shape):
+        self.embeddings = self.add_weight(
+            name="word_embeddings",
+            shape=(self._num_ids, self._embed_dim),
+            initializer=tf.keras.initializers.RandomNormal(stddev=0.1),
+        )
+
+    def word_ids(self, text: tf.Tensor) -> tf.Tensor:
+        """String [B] -> int64 word ids [B, L], 0 = OOV, -1 = padding (no string ops after)."""
+        text = tf.strings.regex_replace(tf.strings.lower(text), _NON_WORD, " ")
+        ids = self._table.lookup(tf.strings.split(tf.strings.strip(text)))
+        return ids.to_tensor(default_value=-1)
+
+    def call(self, text_or_ids: tf.Tensor) -> tf.Tensor:
+        ids = self.word_ids(text_or_ids) if text_or_ids.dtype == tf.string else text_or_ids
+        present = tf.cast(ids >= 0, tf.float32)[..., tf.newaxis]  # [B, L, 1]
+        vectors = tf.gather(self.embeddings, tf.maximum(ids, 0)) * present  # [B, L, E]
+        count = tf.maximum(tf.reduce_sum(present, axis=1), 1.0)
+        return tf.reduce_sum(vectors, axis=1) / count  # empty instruction -> zeros
+
+
+class FiLMConvEncoder(tf.keras.layers.Layer):
+    """uint8 image [B, H, W, 3] + conditioning [B, E] -> features [B, E]."""
+
+    def __init__(self, embed_dim: int, filters=(16, 32, 32), name: str = "image"):
+        super().__init__(name=name)
+        self._convs = [tf.keras.layers.Conv2D(f, 3, strides=2, padding="same") for f in filters]
+        self._films = [tf.keras.layers.Dense(2 * f, kernel_initializer="zeros") for f in filters]
+        self._out = tf.keras.layers.Dense(embed_dim)
+
+    def call(self, image: tf.Tensor, cond: tf.Tensor) -> tf.Tensor:
+        x = tf.cast(image, tf.float32) / 255.0
+        for conv, film in zip(self._convs, self._films, strict=True):
+            x = tf.nn.relu(conv(x))
+            gamma, beta = tf.split(film(cond)[:, tf.newaxis, tf.newaxis, :], 2, axis=-1)
+            x = x * (1.0 + gamma) + beta  # zero-initialised FiLM starts as identity
+        return self._out(tf.reduce_mean(x, axis=[1, 2]))
+
+
+class CausalBlock(tf.keras.layers.Layer):
+    """Pre-LayerNorm transformer block with a causal self-attention mask."""
+
+    def __init__(self, embed_dim: int, num_heads: int, dropout: float, name: str):
+        super().__init__(name=name)
+        self._ln1 = tf.keras.layers.LayerNormalization()
+        self._ln2 = tf.keras.layers.LayerNormalization()
+        self._attn = tf.keras.layers.MultiHeadAttention(
+            num_heads, embed_dim // num_heads, dropout=dropout
+        )
+        self._mlp = tf.keras.Sequential(
+            [tf.keras.layers.Dense(2 * embed_dim, activation="gelu"), tf.keras.layers.Dense(embed_dim)]
+        )
+
+    def call(self, x: tf.Tensor, training: bool = False) -> tf.Tensor:
+        y = self._ln1(x)
+        x = x + self._attn(y, y, use_causal_mask=True, training=training)
+        return x + self._mlp(self._ln2(x))
+
+
+class QTransformerNetwork(network.Network):
+    """Q logits for every bin of every action dimension; see the module docstring."""
+
+    def __init__(
+        self,
+        observation_spec: dict,
+        action_dims: int,
+        action_bins: int,
+        model: ModelConfig,
+        vocabulary: Sequence[str],
+        value_bins: int | None,
+        name: str = "QTransformerNetwork",
+    ):
+        bins_spec = tf.TensorSpec([action_dims], tf.int32, name="action_bins")
+        super().__init__(input_tensor_spec=(observation_spec, bins_spec), name=name)
+        if model.embed_dim % model.num_heads:
+            raise ValueError(
+                f"embed_dim {model.embed_dim} is not divisible by num_heads {model.num_heads}"
+            )
+        if model.head not in ("factorised", "full"):
+            raise ValueError(f"unknown head {model.head!r}; valid: factorised, full")
+        e = model.embed_dim
+        self._dims, self._bins, self._value_bins = action_dims, action_bins, value_bins
+        self._head_kind = model.head
+        self._vocabulary = list(vocabulary)
+        self._model = model
+        self._state_mlp = tf.keras.Sequential(
+            [tf.keras.layers.Dense(e, activation="gelu"), tf.keras.layers.Dense(e)]
+        )
+        self._instruction = InstructionEncoder(vocabulary, e)
+        self._image = FiLMConvEncoder(e) if "image" in observation_spec else None
+        self._bin_embedding = tf.keras.layers.Embedding(action_dims * action_bins, e)
+        self._positions = tf.keras.layers.Embedding(action_dims, e)
+        self._blocks = [
+            CausalBlock(e, model.num_heads, model.dropout, f"block_{i}")
+            for i in range(model.num_layers)
+        ]
+        self._final_ln = tf.keras.layers.LayerNormalization()
+        v = value_bins or 1
+        if model.head == "full":
+            self._head_out = tf.keras.layers.Dense(action_bins * v, name="full_head")
+        else:
+            # Low-rank factorisation of the full head's weight: [E, A*V] ~= [E, R] @ [R, A*V].
+            self._head_in = tf.keras.layers.Dense(model.head_rank, name="head_in", use_bias=False)
+            self._head_out = tf.keras.layers.Dense(action_bins * v, name="head_out")
+
+    def instruction_ids(self, text: tf.Tensor) -> tf.Tensor:
+        """Word ids [B, L] for `text` [B]; `call` accepts them in place of the strings (XLA)."""
+        return self._instruction.word_ids(text)
+
+    @property
+    def value_bins(self) -> int | None:
+        return self._value_bins
+
+    def copy(self, **kwargs) -> QTransformerNetwork:
+        args = dict(
+            observation_spec=self.input_tensor_spec[0],
+            action_dims=self._dims,
+            action_bins=self._bins,
+            model=self._model,
+            vocabulary=self._vocabulary,
+            value_bins=self._value_bins,
+            name=self.name,
+        )
+        args.update(kwargs)
+        return type(self)(**args)
+
+    def call(self, inputs, step_type=None, network_state=(), training=False):
+        del step_type
+        observation, bins = inputs
+        words = self._instruction(observation["instruction"])
+        obs = self._state_mlp(tf.cast(observation["state"], tf.float32)) + words
+        if self._image is not None:
+            obs += self._image(observation["image"], words)
+        # Token i >= 1 embeds the bin of dimension i-1 (0-based), offset per dimension.
+        offsets = tf.range(self._dims - 1, dtype=tf.int32) * self._bins
+        prev = tf.clip_by_value(tf.cast(bins[:, : self._dims - 1], tf.int32), 0, self._bins - 1)
+        prev = self._bin_embedding(prev + offsets)
+        x = tf.concat([obs[:, tf.newaxis, :], prev], axis=1)
+        x += self._positions(tf.range(self._dims))[tf.newaxis]
+        for block in self._blocks:
+            x = block(x, training=training)
+        h = self._final_ln(x)  # [B, D, E]
+        return self._head(h), network_state
+
+    def _head(self, h: tf.Tensor) -> tf.Tensor:
+        if self._head_kind == "factorised":
+            h = self._head_in(h)  # [B, D, R]
+        logits = self._head_out(h)  # [B, D, A * V]
+        if not self._value_bins:
+            return logits  # [B, D, A]
+        return tf.reshape(logits, [-1, self._dims, self._bins, self._value_bins])

@@ -1,0 +1,85 @@
+"""Per-dimension Bellman targets and the conservative regulariser (pure functions).
+
+Shapes: B batch, D action dimensions, A action bins, V value bins. `q_*` are
+scalar Q-values (expected values for the classification losses), indexed by
+position: q[:, i, a] = Q(s, a_1..a_i, a_{i+1} = a) in 0-based dims, i.e. the
+network's output at position i scores the bins of dimension i.
+
+Q-Transformer (Chebotar et al. 2023, eq. 1), 0-based dims i = 0..D-1:
+
+    y_i     = max_a Q_target(s, a_0..a_i, a_{i+1} = a)           for i < D-1
+    y_{D-1} = R_n + discount_n * max_a Q_target(s', a_0 = a)       (n-step return)
+    y_i    <- max(y_i, G_t)      with the Monte-Carlo lower bound G_t = sum_j g^j r_{t+j}
+
+The MC bound holds for every dimension: the data continues from (s, a_0..a_i)
+with the rest of a_t and then the behaviour policy, whose return is G_t, so the
+optimal Q of the prefix is at least G_t.
+"""
+
+from __future__ import annotations
+
+import tensorflow as tf
+
+from qtransformer import losses
+
+
+def bellman_targets(
+    q_target: tf.Tensor, q_target_next_first: tf.Tensor, reward: tf.Tensor, discount: tf.Tensor
+) -> tf.Tensor:
+    """Scalar targets y [B, D] from the target network's Q-values.
+
+    Args:
+      q_target: [B, D, A], target net on (s, data bins); row i+1 gives the max for dim i.
+      q_target_next_first: [B, A], target net's first-dimension Q at s' (position 0).
+      reward: [B] n-step discounted reward sum R_n.
+      discount: [B] bootstrap multiplier (gamma^k, or 0 if the window hit a terminal).
+    """
+    inner = tf.reduce_max(q_target[:, 1:, :], axis=-1)  # [B, D-1]
+    last = reward + discount * tf.reduce_max(q_target_next_first, axis=-1)  # [B]
+    return tf.concat([inner, last[:, tf.newaxis]], axis=1)
+
+
+def mc_lower_bound(targets: tf.Tensor, mc_return: tf.Tensor) -> tf.Tensor:
+    """max(y_i, G_t) for every dimension: [B, D] with [B] -> [B, D]."""
+    return tf.maximum(targets, tf.cast(mc_return, tf.float32)[:, tf.newaxis])
+
+
+def c51_target_distribution(
+    probs_target: tf.Tensor,
+    q_target: tf.Tensor,
+    probs_next_first: tf.Tensor,
+    q_next_first: tf.Tensor,
+    reward: tf.Tensor,
+    discount: tf.Tensor,
+    v_min: float,
+    v_max: float,
+) -> tf.Tensor:
+    """Distributional (C51) targets [B, D, V].
+
+    Dim i < D-1: the target net's distribution at the greedy bin of dim i+1 (reward 0,
+    discount 1, so the projection is the identity). Last dim: the C51 projection of
+    R_n + discount_n * Z(s', greedy bin of dim 0). probs_* are probabilities:
+    probs_target [B, D, A, V] with q_target [B, D, A]; probs_next_first [B, A, V]
+    with q_next_first [B, A].
+    """
+    greedy = tf.argmax(q_target[:, 1:], axis=-1, output_type=tf.int32)  # [B, D-1]
+    inner = tf.gather(probs_target[:, 1:], greedy, batch_dims=2)  # [B, D-1, V]
+    greedy_next = tf.argmax(q_next_first, axis=-1, output_type=tf.int32)  # [B]
+    next_probs = tf.gather(probs_next_first, greedy_next, batch_dims=1)  # [B, V]
+    last = losses.categorical_projection(next_probs, reward, discount, v_min, v_max)
+    return tf.concat([inner, last[:, tf.newaxis]], axis=1)
+
+
+def taken(values: tf.Tensor, bins: tf.Tensor) -> tf.Tensor:
+    """values[b, d, bins[b, d], ...]: [B, D, A, ...] -> [B, D, ...]."""
+    return tf.gather(values, tf.cast(bins, tf.int32), batch_dims=2)
+
+
+def unseen_average(per_bin: tf.Tensor, bins: tf.Tensor) -> tf.Tensor:
+    """Mean of per_bin [B, D, A] over the A-1 bins NOT taken in the data, then over B, D.
+
+    This is the conservative regulariser's reduction: sum_{a != a_data} l(a) / (A - 1).
+    """
+    num_bins = per_bin.shape[-1]
+    unseen = 1.0 - tf.one_hot(tf.cast(bins, tf.int32), num_bins, dtype=per_bin.dtype)
+    return tf.reduce_mean(tf.reduce_sum(per_bin * unseen, axis=-1) / (num_bins - 1))

@@ -1,0 +1,111 @@
+"""Training workdir helpers: config check, policy export, specs and strategy.
+
+Imports TensorFlow lazily, so the `train` CLI module stays fast to import.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import uuid
+from pathlib import Path
+
+from qtransformer.config import TrainConfig
+
+CLASSIFICATION = ("hl_gauss", "two_hot", "c51")
+
+
+def model_shape(config: TrainConfig) -> dict:
+    """The fields that fix the network's variables: a checkpoint only restores if they match."""
+    model = config.model
+    return {
+        "action_bins": config.data.action_bins,
+        "embed_dim": model.embed_dim,
+        "num_layers": model.num_layers,
+        "num_heads": model.num_heads,
+        "head": model.head,
+        "head_rank": model.head_rank,
+        "value_bins": model.value_bins if config.loss in CLASSIFICATION else None,
+    }
+
+
+def check_workdir_config(workdir: Path, config: TrainConfig) -> None:
+    """Refuse a workdir trained with another model shape; then (re)write its config.json."""
+    path = Path(workdir) / "config.json"
+    if path.exists():
+        old = TrainConfig.from_file(path)
+        before, now = model_shape(old), model_shape(config)
+        diff = {k: (before[k], now[k]) for k in before if before[k] != now[k]}
+        if diff:
+            raise ValueError(
+                f"{path} was trained with a different model shape {diff} (old, new); "
+                "use a new --workdir or the same model flags"
+            )
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".config.json.{uuid.uuid4().hex}")
+    tmp.write_text(config.to_json() + "\n")
+    os.replace(tmp, path)  # atomic
+
+
+def policy_specs(meta):
+    """(time_step_spec, action_spec) of the exported policy from a DatasetMeta."""
+    import tensorflow as tf
+    from tf_agents.specs import tensor_spec
+    from tf_agents.trajectories import time_step as ts
+
+    obs = {
+        "state": tf.TensorSpec([meta.state_dim], tf.float32, name="state"),
+        "instruction": tf.TensorSpec([], tf.string, name="instruction"),
+    }
+    if meta.image_shape:
+        obs["image"] = tf.TensorSpec(list(meta.image_shape), tf.uint8, name="image")
+    low = [float(x) for x in meta.action_low]
+    high = [float(x) for x in meta.action_high]
+    action = tensor_spec.BoundedTensorSpec(
+        [len(low)], tf.float32, minimum=low, maximum=high, name="action"
+    )
+    return ts.time_step_spec(obs), action
+
+
+def make_strategy(name: str):
+    """default / mirrored / multi_worker / tpu via tf_agents strategy_utils.
+
+    mirrored without GPUs mirrors over all logical CPU devices (useful for tests).
+    """
+    import tensorflow as tf
+    from tf_agents.train.utils import strategy_utils
+
+    if name == "multi_worker":
+        return tf.distribute.MultiWorkerMirroredStrategy()
+    if name == "mirrored" and not tf.config.list_logical_devices("GPU"):
+        cpus = [d.name for d in tf.config.list_logical_devices("CPU")]
+        return tf.distribute.MirroredStrategy(devices=cpus)
+    if name not in ("default", "mirrored", "tpu"):
+        raise ValueError(f"unknown strategy {name!r}; valid: default, mirrored, multi_worker, tpu")
+    return strategy_utils.get_strategy(tpu="local" if name == "tpu" else None,
+                                       use_gpu=name == "mirrored")  # fmt: skip
+
+
+def policy_saver(policy, train_step):
+    """A tf_agents PolicySaver (traces the policy once; reuse it for every export)."""
+    from tf_agents.policies import policy_saver as saver_lib
+
+    return saver_lib.PolicySaver(policy, batch_size=None, train_step=train_step)
+
+
+def export_policy(saver, workdir: Path, step: int) -> Path:
+    """Save to WORKDIR/policies/<step> and WORKDIR/policy, each swapped in atomically."""
+    workdir = Path(workdir)
+    tmp = workdir / f".policy.{uuid.uuid4().hex}"
+    saver.save(str(tmp))
+    for target in (workdir / "policies" / str(step), workdir / "policy"):
+        target.parent.mkdir(parents=True, exist_ok=True)
+        staged = target.with_name(f".{target.name}.{uuid.uuid4().hex}")
+        shutil.copytree(tmp, staged)
+        old = target.with_name(f".{target.name}.old.{uuid.uuid4().hex}")
+        if target.exists():
+            os.replace(target, old)
+        os.replace(staged, target)
+        shutil.rmtree(old, ignore_errors=True)
+    shutil.rmtree(tmp, ignore_errors=True)
+    return workdir / "policy"
