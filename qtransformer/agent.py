@@ -124,7 +124,8 @@ class QTransformerAgent(tf_agent.TFAgent):
             grads = tf.distribute.get_replica_context().all_reduce("sum", grads)
         grads, grad_norm = tf.clip_by_global_norm(grads, self._config.grad_clip)
         variables = self._q_network.trainable_variables
-        self._optimizer.apply_gradients(zip(grads, variables), skip_gradients_aggregation=True)
+        pairs = zip(grads, variables, strict=True)
+        self._optimizer.apply_gradients(pairs, skip_gradients_aggregation=True)
         if self._config.loss != "bc":
             self._update_target()
         self.train_step_counter.assign_add(1)
@@ -159,28 +160,14 @@ class QTransformerAgent(tf_agent.TFAgent):
             loss = tf.reduce_mean(nll)
             return loss, {"bc_nll": loss, "bc_accuracy": tf.reduce_mean(accuracy)}
 
-        batch_size = tf.shape(bins)[0]
-        both = tf.nest.map_structure(
-            lambda a, b: tf.concat([a, b], 0), batch["observation"], batch["next_observation"]
-        )
-        # Zero bins for s': only position 0 (dimension 1) is used, and it never sees bins.
-        t_out = _apply(self._target_q_network, (both, tf.concat([bins, tf.zeros_like(bins)], 0)))
-        t_out = tf.stop_gradient(t_out)
-        q_t = self._q_values(t_out)
-        y = targets.bellman_targets(
-            q_t[:batch_size], q_t[batch_size:, 0], batch["reward"], batch["discount"]
-        )
-        if cfg.mc_lower_bound:
-            y_bounded = targets.mc_lower_bound(y, batch["mc_return"])
-        else:
-            y_bounded = y
+        y, y_bounded, t_out, q_t = self._targets(batch, bins)
         q_all = self._q_values(logits)
         q_taken = targets.taken(q_all, bins)
         if cfg.loss == "mse":
             td = tf.reduce_mean(losses.mse(q_taken, y_bounded))
             cons = targets.unseen_average(losses.mse(q_all, model.v_min), bins)
         else:
-            p_y = self._target_distribution(cfg, t_out, q_t, batch, y, y_bounded, batch_size)
+            p_y = self._target_distribution(cfg, t_out, q_t, batch, y, y_bounded)
             td = tf.reduce_mean(losses.cross_entropy(targets.taken(logits, bins), p_y))
             p_min = losses.target_probs(
                 "two_hot" if cfg.loss == "c51" else cfg.loss,
@@ -201,13 +188,35 @@ class QTransformerAgent(tf_agent.TFAgent):
         }
         return loss, metrics
 
+    def td_targets(self, batch: dict) -> tf.Tensor:
+        """Scalar TD targets y [B, D] (MC-bounded if configured) from the target network."""
+        return self._targets(batch, tf.cast(batch["action_bins"], tf.int32))[1]
+
+    def _targets(self, batch, bins):
+        """(y, y after the MC bound, target-net outputs [2B, ...], target-net Q [2B, D, A])."""
+        batch_size = tf.shape(bins)[0]
+        both = tf.nest.map_structure(
+            lambda a, b: tf.concat([a, b], 0), batch["observation"], batch["next_observation"]
+        )
+        # Zero bins for s': only position 0 (dimension 1) is used, and it never sees bins.
+        t_out = _apply(self._target_q_network, (both, tf.concat([bins, tf.zeros_like(bins)], 0)))
+        t_out = tf.stop_gradient(t_out)
+        q_t = self._q_values(t_out)
+        y = targets.bellman_targets(
+            q_t[:batch_size], q_t[batch_size:, 0], batch["reward"], batch["discount"]
+        )
+        y_bounded = (
+            targets.mc_lower_bound(y, batch["mc_return"]) if self._config.mc_lower_bound else y
+        )
+        return y, y_bounded, t_out, q_t
+
     def _q_values(self, outputs: tf.Tensor) -> tf.Tensor:
         if self._config.loss == "mse":
             return outputs
         return losses.expected_value(outputs, self._config.model.v_min, self._config.model.v_max)
 
-    def _target_distribution(self, cfg, t_out, q_t, batch, y, y_bounded, batch_size):
-        model = cfg.model
+    def _target_distribution(self, cfg, t_out, q_t, batch, y, y_bounded):
+        model, batch_size = cfg.model, tf.shape(y)[0]
         if cfg.loss != "c51":
             return losses.target_probs(
                 cfg.loss, y_bounded, model.v_min, model.v_max, model.value_bins, cfg.sigma_ratio

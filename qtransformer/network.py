@@ -119,7 +119,10 @@ class CausalBlock(tf.keras.layers.Layer):
             num_heads, embed_dim // num_heads, dropout=dropout
         )
         self._mlp = tf.keras.Sequential(
-            [tf.keras.layers.Dense(2 * embed_dim, activation="gelu"), tf.keras.layers.Dense(embed_dim)]
+            [
+                tf.keras.layers.Dense(2 * embed_dim, activation="gelu"),
+                tf.keras.layers.Dense(embed_dim),
+            ]
         )
 
     def call(self, x: tf.Tensor, training: bool = False) -> tf.Tensor:
