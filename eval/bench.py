@@ -1,18 +1,119 @@
-"""Benchmarks: train samples/s, action latency, sim steps/s, input pipeline rate.
+"""Benchmarks: train samples/s, action latency, sim steps/s, input pipeline rate, as JSON.
 
-Not built yet: this subcommand exits non-zero until its part of the pipeline lands.
+    qtransformer bench --out eval/results/bench.json
+
+Measures, in one process so the ratios compare like with like:
+- train samples/s for the default model and a paper-like one (256 action bins), and the
+  factorised output head against the full action_bins x value_bins head (a ratio);
+- greedy action latency at batch 1 and batched actions/s (batch 256);
+- sim control steps/s per task against raw MuJoCo stepping of the same model;
+- input-pipeline transitions/s on a freshly collected dataset against what training consumes.
+`--quick` shrinks every measurement (a smoke test, not numbers to quote).
 """
 
 from __future__ import annotations
 
 import argparse
+import os
+import platform
+import tempfile
+import time
+from pathlib import Path
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    del parser
+    parser.add_argument("--out", default="bench.json", help="JSON file to write")
+    parser.add_argument("--steps", type=int, default=30, help="timed train steps per setting")
+    parser.add_argument("--quick", action="store_true", help="tiny sizes (smoke test)")
 
 
 def run(args: argparse.Namespace) -> int:
     from qtransformer.cli import CliError
 
-    raise CliError("'bench' is not built yet")
+    if args.steps < 1:
+        raise CliError(f"--steps must be >= 1, got {args.steps}")
+    results = run_benchmarks(steps=3 if args.quick else args.steps, quick=args.quick)
+    from qtransformer.eval.experiment import write_json_atomic
+
+    write_json_atomic(Path(args.out), results)
+    print_summary(results)
+    print(f"wrote {args.out}")
+    return 0
+
+
+def run_benchmarks(steps: int, quick: bool = False) -> dict:
+    import tensorflow as tf
+
+    from qtransformer import benchmarks
+    from qtransformer.config import TrainConfig
+    from qtransformer.sim_envs import TASKS
+    from qtransformer.sim_envs.bench import sim_speed
+
+    start = time.time()
+    default = TrainConfig()
+    configs = {"default": default, "paper": benchmarks.paper_config()}
+    if quick:
+        configs = {"default": default.replace(embed_dim=32, num_layers=1, batch_size=16)}
+    model = {}
+    for name, config in configs.items():
+        heads = benchmarks.head_ratio(config, steps)
+        model[name] = {
+            "action_bins": config.data.action_bins,
+            "value_bins": config.model.value_bins,
+            "embed_dim": config.model.embed_dim,
+            "num_layers": config.model.num_layers,
+            "batch_size": config.data.batch_size,
+            "train_samples_per_s": heads[config.model.head],
+            "train_samples_per_s_full_head": heads["full"],
+            "factorised_over_full_head": heads["factorised_over_full"],
+            **benchmarks.action_latency(config, calls=3 if quick else 30),
+        }
+    sim = {task: sim_speed(task, steps=200 if quick else 2000) for task in TASKS}
+    pipeline = pipeline_speed(default, episodes=8 if quick else 200, batches=5 if quick else 50)
+    pipeline["train_consumes_transitions_per_s"] = model["default"]["train_samples_per_s"]
+    pipeline["pipeline_over_train"] = (
+        pipeline["transitions_per_s"] / pipeline["train_consumes_transitions_per_s"]
+    )
+    return {
+        "model": model,
+        "sim": sim,
+        "input_pipeline": pipeline,
+        "machine": {
+            "cpu_count": os.cpu_count(),
+            "platform": platform.platform(),
+            "gpus": [d.name for d in tf.config.list_physical_devices("GPU")],
+            "tensorflow": tf.__version__,
+        },
+        "quick": quick,
+        "wall_time_s": round(time.time() - start, 1),
+    }
+
+
+def pipeline_speed(config, episodes: int, batches: int) -> dict:
+    """Collect a pick_place dataset in a temporary folder and time the tf.data pipeline."""
+    from qtransformer.data import measure_throughput
+    from qtransformer.datasets.collect import collect_dataset
+
+    with tempfile.TemporaryDirectory() as tmp:
+        path = collect_dataset(Path(tmp) / "ds", episodes=episodes, seed=0, progress=False)
+        return {"episodes": episodes, **measure_throughput(path, config.data, batches=batches)}
+
+
+def print_summary(results: dict) -> None:
+    for name, m in results["model"].items():
+        print(
+            f"train[{name}, {m['action_bins']} bins]: {m['train_samples_per_s']:,.0f} samples/s "
+            f"(factorised/full head x{m['factorised_over_full_head']:.2f}); "
+            f"action latency b=1 {m['latency_s_batch1'] * 1e3:.1f} ms; "
+            f"b=256 {m['actions_per_s_batch256']:,.0f} actions/s"
+        )
+    for task, s in results["sim"].items():
+        print(
+            f"sim[{task}]: {s['env_steps_per_s']:,.0f} control steps/s "
+            f"(raw MuJoCo {s['raw_physics_control_steps_per_s']:,.0f}, ratio {s['ratio']:.2f})"
+        )
+    p = results["input_pipeline"]
+    print(
+        f"input pipeline: {p['transitions_per_s']:,.0f} transitions/s vs training "
+        f"{p['train_consumes_transitions_per_s']:,.0f}/s (x{p['pipeline_over_train']:.1f})"
+    )

@@ -6,8 +6,9 @@
 Steps, all under --workdir (default ./qtransformer_demo):
   1. collect a Q-Transformer-style RLDS dataset of pick_place in the sim: ~10% clean
      expert demos, the rest noisy (many fail)        -> WORKDIR/dataset
-  2. train the default Q-Transformer (HL-Gauss)      -> WORKDIR/train (checkpoints,
-     TensorBoard logs, exported policy in WORKDIR/train/policy)
+  2. train the default Q-Transformer (HL-Gauss, TrainConfig defaults) with a small
+     in-sim evaluation every few steps -> WORKDIR/train (checkpoints, TensorBoard logs,
+     exported policy in WORKDIR/train/policy)
   3. evaluate the trained policy and the random and expert baselines
                                                      -> WORKDIR/reports/*.json, WORKDIR/eval.mp4
   4. plot learning curves and success rates          -> WORKDIR/plots/*.png
@@ -30,12 +31,14 @@ class DemoPlan:
     """Sizes of one demo run (full or --quick)."""
 
     episodes: int  # dataset episodes
-    steps: int  # training steps
-    eval_episodes: int  # per policy
+    steps: int | None  # training steps (None: TrainConfig's default)
+    eval_episodes: int  # per policy, after training
+    eval_every: int  # steps between in-training evaluations (the eval curve in the plot)
+    train_eval_episodes: int  # episodes per in-training evaluation
 
 
-FULL = DemoPlan(episodes=200, steps=3000, eval_episodes=50)
-QUICK = DemoPlan(episodes=20, steps=50, eval_episodes=5)
+FULL = DemoPlan(episodes=500, steps=None, eval_episodes=50, eval_every=1000, train_eval_episodes=20)
+QUICK = DemoPlan(episodes=20, steps=50, eval_episodes=5, eval_every=25, train_eval_episodes=3)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -66,14 +69,14 @@ def _dataset_ready(path: Path) -> bool:
 
 
 def run(args: argparse.Namespace) -> int:
+    from qtransformer.config import TrainConfig
     from qtransformer.datasets.collect import collect_dataset
     from qtransformer.eval import metrics, plots, rollout
-
-    from qtransformer.config import TrainConfig
     from qtransformer.train import train
 
     plan = QUICK if args.quick else FULL
-    plan = DemoPlan(
+    plan = dataclasses.replace(
+        plan,
         episodes=args.episodes or plan.episodes,
         steps=args.steps or plan.steps,
         eval_episodes=args.eval_episodes or plan.eval_episodes,
@@ -96,15 +99,24 @@ def run(args: argparse.Namespace) -> int:
         )  # fmt: skip
     timings["collect"] = time.perf_counter() - started
 
+    steps = plan.steps or TrainConfig().steps
     config = TrainConfig().replace(
-        steps=plan.steps,
+        steps=steps,
         seed=args.seed,
-        checkpoint_every=min(TrainConfig().checkpoint_every, plan.steps),
-        summary_every=min(TrainConfig().summary_every, max(1, plan.steps // 10)),
+        checkpoint_every=min(TrainConfig().checkpoint_every, steps),
+        summary_every=min(TrainConfig().summary_every, max(1, steps // 10)),
+        eval_every=min(plan.eval_every, steps),
+        eval_episodes=plan.train_eval_episodes,
+        eval_task=TASK,
     )
     print(f"[2/4] train: {config.steps} steps, loss {config.loss} -> {train_dir}")
     mark = time.perf_counter()
-    train(dataset, train_dir, config, progress=progress)
+
+    def eval_fn(policy, step):  # in-training evaluation -> eval/* curves in TensorBoard
+        report = rollout.evaluate(policy, TASK, config.eval_episodes, seed=step, progress=False)
+        return {k: report[k] for k in ("success_rate", "mean_return", "mean_episode_length")}
+
+    train(dataset, train_dir, config, progress=progress, eval_fn=eval_fn)
     timings["train"] = time.perf_counter() - mark
 
     print(f"[3/4] evaluate: {plan.eval_episodes} episodes each (trained, random, expert)")
@@ -130,7 +142,7 @@ def run(args: argparse.Namespace) -> int:
     print()
     for label, path in (
         ("dataset", dataset),
-        ("checkpoints", train_dir),
+        ("checkpoints", train_dir / "train" / "checkpoints"),
         ("policy", policy_dir),
         ("reports", reports_dir),
         ("video", video),

@@ -86,10 +86,12 @@ def run_experiment(args: argparse.Namespace, methods: tuple[str, ...], out: Path
             curves.setdefault(method, []).append(
                 train_and_evaluate(dataset, run_dir, config, args.task, args.eval_episodes)
             )
-    command = "qtransformer " + " ".join(sys.argv[1:]) if sys.argv[0].endswith("qtransformer") else ""
+    command = (
+        "qtransformer " + " ".join(sys.argv[1:]) if sys.argv[0].endswith("qtransformer") else ""
+    )
     return {
         "task": args.task,
-        "command": command or f"qtransformer experiment --task {args.task}",
+        "command": command,
         "dataset_mix": mix,
         "train_steps": args.steps,
         "wall_time_s": round(time.time() - start, 1),
@@ -117,7 +119,12 @@ def train_and_evaluate(dataset: Path, run_dir: Path, config, task: str, episodes
         # The same evaluation seeds for every method and checkpoint: paired comparison.
         report = evaluate(policy, task, episodes, seed=10_000, progress=False)
         points.append({"step": int(policy_dir.name), **_counts(report)})
-    curve = {"loss": config.loss, "seed": config.seed, "train_s": round(train_s, 1), "points": points}
+    curve = {
+        "loss": config.loss,
+        "seed": config.seed,
+        "train_s": round(train_s, 1),
+        "points": points,
+    }
     write_json_atomic(curve_path, curve)
     return curve
 

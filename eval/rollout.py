@@ -28,6 +28,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import numpy as np
+
 from qtransformer.eval import metrics
 
 BASELINES = ("expert", "random")

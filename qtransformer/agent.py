@@ -121,6 +121,8 @@ class QTransformerAgent(tf_agent.TFAgent):
         loss, metrics, grads = self._grads_fn(experience)
         replicas = tf.distribute.get_strategy().num_replicas_in_sync
         if replicas > 1:  # sum the per-replica gradients (each already scaled by 1/replicas)
+            # Dense first: embedding gradients are IndexedSlices of replica-dependent size.
+            grads = [tf.convert_to_tensor(g) for g in grads]
             grads = tf.distribute.get_replica_context().all_reduce("sum", grads)
         grads, grad_norm = tf.clip_by_global_norm(grads, self._config.grad_clip)
         variables = self._q_network.trainable_variables

@@ -8,13 +8,13 @@ score = expected value of the value distribution (classification losses) or the
 network's scalar output (mse; bc, where it is the bin's logit). The bins are then
 mapped back to continuous actions with `ActionTokenizer.detokenize`. No KV cache:
 D passes over a sequence of length D (D = 4 here, so this is cheap). Batched, and
-saveable with `PolicySaver`: the instruction vocabulary lookup is in the network.
+saveable with `PolicySaver` (action only, no tfp distribution); the instruction
+vocabulary lookup is in the network, so it travels inside the SavedModel.
 """
 
 from __future__ import annotations
 
 import tensorflow as tf
-import tensorflow_probability as tfp
 from tf_agents.policies import tf_policy
 from tf_agents.trajectories import policy_step
 
@@ -58,6 +58,12 @@ class QTransformerPolicy(tf_policy.TFPolicy):
     def _variables(self):
         return self._q_network.variables
 
-    def _distribution(self, time_step, policy_state):
+    def _action(self, time_step, policy_state, seed=None):
+        del seed
         action = self._tokenizer.detokenize(self.greedy_bins(time_step.observation))
-        return policy_step.PolicyStep(tfp.distributions.Deterministic(loc=action), policy_state)
+        return policy_step.PolicyStep(action, policy_state)
+
+    def _distribution(self, time_step, policy_state):
+        # Deliberately absent: a tfp distribution in the SavedModel's signature would make
+        # `tf.saved_model.load` need tfp imported. PolicySaver logs that it skipped it.
+        raise NotImplementedError("QTransformerPolicy is deterministic; use action()")

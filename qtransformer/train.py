@@ -155,7 +155,8 @@ def train(dataset_dir, workdir, config: TrainConfig, *, progress=True, eval_fn=N
     while step < config.steps:
         chunk = _steps_to_next_event(step, config)
         start = time.perf_counter()
-        loss_info = runner.run(iterations=chunk)
+        # One iteration at a time: parallel loop iterations would interleave the collectives.
+        loss_info = runner.run(iterations=chunk, parallel_iterations=1)
         rate = chunk / (time.perf_counter() - start)
         values = {"loss": float(loss_info.loss)}
         values.update({k: float(v) for k, v in loss_info.extra.items()})

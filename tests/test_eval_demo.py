@@ -2,9 +2,8 @@
 
 import json
 
-from qtransformer.eval import metrics
-
 from qtransformer.cli import main
+from qtransformer.eval import metrics
 
 
 def test_demo_quick_end_to_end_and_resume(tmp_path, capsys):

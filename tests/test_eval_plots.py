@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 import tensorflow as tf
 from PIL import Image
-from qtransformer.eval import metrics, plots
 
 from qtransformer.cli import main
+from qtransformer.eval import metrics, plots
 
 
 def _write_run(logdir, scale):

@@ -4,12 +4,12 @@ import imageio.v3 as iio
 import numpy as np
 import pytest
 import tensorflow as tf
-from qtransformer.eval import rollout
 from tf_agents.policies import policy_saver, random_tf_policy
 from tf_agents.specs import tensor_spec
 from tf_agents.trajectories import time_step as ts_lib
 
 from qtransformer import sim_envs
+from qtransformer.eval import rollout
 
 FIELDS = ("success_rate", "success_ci95", "mean_return", "mean_episode_length", "episodes",
           "policy", "seed", "task")  # fmt: skip
