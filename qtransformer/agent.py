@@ -22,6 +22,8 @@ no regulariser; the greedy policy then picks the most likely bin per dimension.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import tensorflow as tf
 from tf_agents.agents import tf_agent
 from tf_agents.utils import common
@@ -43,9 +45,10 @@ class QTransformerAgent(tf_agent.TFAgent):
         time_step_spec,
         action_spec,
         config: TrainConfig,
-        vocabulary: list[str] = (),
+        vocabulary: Sequence[str] = (),
         *,
         q_network: QTransformerNetwork | None = None,
+        state_stats: tuple | None = None,
         train_step_counter: tf.Variable | None = None,
     ):
         self._config = config
@@ -59,6 +62,7 @@ class QTransformerAgent(tf_agent.TFAgent):
                 config.model,
                 vocabulary,
                 value_bins,
+                state_stats,
             )
         self._q_network = q_network
         self._target_q_network = q_network.copy(name="TargetQNetwork")
@@ -114,10 +118,11 @@ class QTransformerAgent(tf_agent.TFAgent):
         del weights
         if self._config.use_xla:  # XLA cannot compile string ops: look words up first
             experience = dict(experience)
-            for key in ("observation", "next_observation"):
-                obs = dict(experience[key])
-                obs["instruction"] = self._q_network.instruction_ids(obs["instruction"])
-                experience[key] = obs
+            keys = ("observation", "next_observation")
+            text = tf.concat([experience[k]["instruction"] for k in keys], 0)
+            ids = tf.split(self._q_network.instruction_ids(text), 2)  # same width: concat later
+            for key, key_ids in zip(keys, ids, strict=True):
+                experience[key] = dict(experience[key], instruction=key_ids)
         loss, metrics, grads = self._grads_fn(experience)
         replicas = tf.distribute.get_strategy().num_replicas_in_sync
         if replicas > 1:  # sum the per-replica gradients (each already scaled by 1/replicas)
@@ -132,9 +137,9 @@ class QTransformerAgent(tf_agent.TFAgent):
             self._update_target()
         self.train_step_counter.assign_add(1)
         metrics["grad_norm"] = grad_norm / replicas  # the Learner sums over replicas
-        for name, value in metrics.items():
-            tf.summary.scalar(f"train/{name}", value * replicas, step=self.train_step_counter)
-        tf.summary.scalar("train/loss", loss * replicas, step=self.train_step_counter)
+        with tf.name_scope("train/"):  # absolute scope: not "while/train/..." in the Learner
+            for name, value in {"loss": loss, **metrics}.items():
+                tf.summary.scalar(name, value * replicas, step=self.train_step_counter)
         return tf_agent.LossInfo(loss=loss, extra=metrics)
 
     def _loss(self, experience, weights=None, training=False):
@@ -173,12 +178,13 @@ class QTransformerAgent(tf_agent.TFAgent):
             td = tf.reduce_mean(losses.cross_entropy(targets.taken(logits, bins), p_y))
             p_min = losses.target_probs(
                 "two_hot" if cfg.loss == "c51" else cfg.loss,
-                tf.fill(tf.shape(bins), model.v_min),
-                model.v_min, model.v_max, model.value_bins, cfg.sigma_ratio,
-            )  # fmt: skip
-            cons = targets.unseen_average(
-                losses.cross_entropy(logits, p_min[:, :, tf.newaxis, :]), bins
-            )
+                tf.constant(model.v_min),
+                model.v_min,
+                model.v_max,
+                model.value_bins,
+                cfg.sigma_ratio,
+            )  # fmt: skip  [V], broadcast over [B, D, A]
+            cons = targets.unseen_average(losses.cross_entropy(logits, p_min), bins)
         loss = td + cfg.alpha * cons
         metrics = {
             "td_loss": td,

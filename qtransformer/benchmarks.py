@@ -122,11 +122,13 @@ def run_all(steps: int = 30) -> dict:
     """All benchmarks for the default and the paper-like config, as a JSON-able dict."""
     results = {}
     for name, config in (("default", TrainConfig()), ("paper", paper_config())):
+        heads = head_ratio(config, steps)
+        rate = heads[config.model.head]
         results[name] = {
             "config": dataclasses.asdict(config.model) | {"action_bins": config.data.action_bins},
-            "train_samples_per_s": train_samples_per_s(config, steps),
-            "train_steps_per_s": train_samples_per_s(config, steps) / config.data.batch_size,
-            "heads": head_ratio(config, steps),
+            "train_samples_per_s": rate,
+            "train_steps_per_s": rate / config.data.batch_size,
+            "heads": heads,
             **action_latency(config),
         }
     return results

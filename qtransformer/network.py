@@ -12,25 +12,28 @@ A causal transformer reads the tokens, so the output at position i-1 sees only
 the observation and a_1..a_{i-1} and scores every bin of dimension i. The input
 bins of the last dimension are never read.
 
-Encoders: `state` by a 2-layer MLP; `image` (when the observation spec has one) by
-a 3-layer stride-2 conv net whose feature maps are FiLM-modulated by the
-instruction embedding (x <- x * (1 + gamma(l)) + beta(l)); the instruction by a
-word-level bag-of-words mean over an embedding table learned from scratch. Its
-vocabulary is the words of the dataset's instructions (lower-cased, split on
-anything that is not [a-z0-9]); unknown words map to index 0 (OOV). The lookup
-table lives inside the network, so a SavedModel maps strings itself.
+Encoders: `state`, standardised with the dataset's per-feature mean and std
+(`state_stats`, std floored at 0.01), by a 2-layer MLP; `image` (when the
+observation spec has one) by a 3-layer stride-2 conv net whose feature maps are
+FiLM-modulated by the instruction embedding (x <- x * (1 + gamma(l)) + beta(l));
+the instruction by a word-level bag-of-words mean over an embedding table learned
+from scratch. Its vocabulary is the words of the dataset's instructions
+(lower-cased, split on anything that is not [a-z0-9]); unknown words map to index 0
+(OOV). The lookup table lives inside the network, so a SavedModel maps strings.
 
-Heads (`ModelConfig.head`), per token output h [B, D, E]:
-- "full":       logits = Dense(A * V)(h), reshaped. E * A * V weights, E MACs per logit.
-- "factorised": z = Dense(R)(h) [B, D, R]; per-bin query u_a [A, R] and offset c_a [A, R];
-                logits[b, d, a] = W gelu(z[b, d] * u_a + c_a) + w_0, W [R, V] shared over
-                bins. R * (E + 2A + V) weights, R MACs per logit (R = head_rank << E).
+Heads (`ModelConfig.head`), from the token outputs h [B, D, E] to logits [B, D, A, V]:
+- "full":       logits = h W + b with W [E, A*V]: E*A*V weights, E MACs per logit.
+- "factorised": the same map with W factorised through rank R = head_rank:
+                logits = (h U) W2 + b, U [E, R], W2 [R, A*V]: R*(E + A*V) weights and
+                R MACs per logit. Default R = 32: half the MACs of "full" at E = 64,
+                a quarter at the paper-like E = 128+ (see `qtransformer.benchmarks`).
+                Exact whenever the full head's W has rank <= R.
 With `value_bins=None` (MSE and BC) V is dropped: one scalar per bin.
 
-Worked example: state S=10, D=4 action dims, A=64 action bins, V=51 value bins,
+Worked example: state S=10, D=4 action dims, A=64 action bins, V=32 value bins,
 batch B=8: `net((obs, bins))` with obs {"state": [8, 10] float32,
 "instruction": [8] string} and bins [8, 4] int32 returns (logits, ()) where
-logits is [8, 4, 64, 51] (value_bins=51) or [8, 4, 64] (value_bins=None).
+logits is [8, 4, 64, 32] (value_bins=32) or [8, 4, 64] (value_bins=None).
 """
 
 from __future__ import annotations
@@ -38,6 +41,7 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 
+import numpy as np
 import tensorflow as tf
 from tf_agents.networks import network
 
@@ -142,6 +146,7 @@ class QTransformerNetwork(network.Network):
         model: ModelConfig,
         vocabulary: Sequence[str],
         value_bins: int | None,
+        state_stats: tuple | None = None,
         name: str = "QTransformerNetwork",
     ):
         bins_spec = tf.TensorSpec([action_dims], tf.int32, name="action_bins")
@@ -157,6 +162,15 @@ class QTransformerNetwork(network.Network):
         self._head_kind = model.head
         self._vocabulary = list(vocabulary)
         self._model = model
+        # State features differ in scale by 100x: standardise with dataset statistics (mean,
+        # std), kept as non-trainable variables so checkpoints and SavedModels carry them.
+        state_dim = observation_spec["state"].shape[-1]
+        self._state_stats = state_stats
+        mean, std = state_stats if state_stats is not None else (0.0, 1.0)
+        mean = np.broadcast_to(np.asarray(mean, np.float32), [state_dim])
+        std = np.maximum(np.broadcast_to(np.asarray(std, np.float32), [state_dim]), 1e-2)
+        self._state_mean = tf.Variable(mean, trainable=False, name="state_mean")
+        self._state_std = tf.Variable(std, trainable=False, name="state_std")
         self._state_mlp = tf.keras.Sequential(
             [tf.keras.layers.Dense(e, activation="gelu"), tf.keras.layers.Dense(e)]
         )
@@ -193,6 +207,7 @@ class QTransformerNetwork(network.Network):
             model=self._model,
             vocabulary=self._vocabulary,
             value_bins=self._value_bins,
+            state_stats=self._state_stats,
             name=self.name,
         )
         args.update(kwargs)
@@ -202,7 +217,8 @@ class QTransformerNetwork(network.Network):
         del step_type
         observation, bins = inputs
         words = self._instruction(observation["instruction"])
-        obs = self._state_mlp(tf.cast(observation["state"], tf.float32)) + words
+        state = (tf.cast(observation["state"], tf.float32) - self._state_mean) / self._state_std
+        obs = self._state_mlp(state) + words
         if self._image is not None:
             obs += self._image(observation["image"], words)
         # Token i >= 1 embeds the bin of dimension i-1 (0-based), offset per dimension.

@@ -129,12 +129,13 @@ def train(dataset_dir, workdir, config: TrainConfig, *, progress=True, eval_fn=N
     np.random.seed(config.seed)
     dataset, meta = make_transition_dataset(dataset_dir, config.data, seed=config.seed)
     time_step_spec, action_spec = policy_specs(meta)
+    state_stats = _state_statistics(dataset)
     strategy = make_strategy(config.strategy)
     with strategy.scope():
         train_step = train_utils.create_train_step()
         agent = QTransformerAgent(
             time_step_spec, action_spec, config, word_vocabulary(meta.instructions),
-            train_step_counter=train_step,
+            state_stats=state_stats, train_step_counter=train_step,
         )  # fmt: skip
         runner = learner.Learner(
             str(workdir),
@@ -164,7 +165,7 @@ def train(dataset_dir, workdir, config: TrainConfig, *, progress=True, eval_fn=N
             bar.close()
             raise FloatingPointError(
                 f"training stopped: non-finite loss {values} within steps {step}..{step + chunk};"
-                f" the last good checkpoint in {checkpointer._manager.directory} is kept"  # noqa: SLF001
+                f" the last good checkpoint in {workdir / 'train' / 'checkpoints'} is kept"
                 " (try a lower --lr or check the dataset for NaN/Inf)"
             )
         step = int(train_step.numpy())
@@ -188,6 +189,19 @@ def train(dataset_dir, workdir, config: TrainConfig, *, progress=True, eval_fn=N
     runner.train_summary_writer.flush()
     eval_writer.flush()
     return metrics
+
+
+def _state_statistics(dataset, batches: int = 20) -> tuple:
+    """Per-feature (mean, std) of observation states over the first `batches` batches.
+
+    On resume the checkpointed values replace these (they are network variables).
+    """
+    import numpy as np
+
+    states = np.concatenate(
+        [b["observation"]["state"].numpy() for b in dataset.take(batches)], axis=0
+    )
+    return states.mean(axis=0), states.std(axis=0)
 
 
 def _steps_to_next_event(step: int, config: TrainConfig, cap: int = 100) -> int:

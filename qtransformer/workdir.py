@@ -5,6 +5,7 @@ Imports TensorFlow lazily, so the `train` CLI module stays fast to import.
 
 from __future__ import annotations
 
+import functools
 import os
 import shutil
 import uuid
@@ -67,10 +68,13 @@ def policy_specs(meta):
     return ts.time_step_spec(obs), action
 
 
+@functools.cache
 def make_strategy(name: str):
     """default / mirrored / multi_worker / tpu via tf_agents strategy_utils.
 
     mirrored without GPUs mirrors over all logical CPU devices (useful for tests).
+    Cached: two MirroredStrategy objects over the same devices in one process make
+    their collective ops collide, so repeated `train` calls share one.
     """
     import tensorflow as tf
     from tf_agents.train.utils import strategy_utils

@@ -139,12 +139,16 @@ def test_unseen_average_excludes_taken_bin():
     assert targets.unseen_average(per_bin, tf.constant([[1]])).numpy() == pytest.approx(2.5)
 
 
-def tiny_agent(alpha=1.0, loss="hl_gauss", seed=0):
+def tiny_agent_config(**overrides):
+    return TrainConfig(learning_rate=3e-3).replace(
+        embed_dim=16, num_layers=1, num_heads=2, action_bins=8, value_bins=11, head_rank=8,
+        **overrides,
+    )  # fmt: skip
+
+
+def tiny_agent(alpha=1.0, seed=0):
     tf.random.set_seed(seed)
-    config = TrainConfig(loss=loss, alpha=alpha, learning_rate=3e-3).replace(
-        embed_dim=16, num_layers=1, num_heads=2, action_bins=8, value_bins=11, head_rank=8
-    )
-    return benchmarks.make_agent(config)
+    return benchmarks.make_agent(tiny_agent_config(alpha=alpha))
 
 
 def unseen_q(agent, b):
@@ -201,3 +205,16 @@ def test_tiny_model_fits_fixed_batch():
     # Cross-entropies start near 2 log(11) = 4.8 (KL ~3.3); HL-Gauss targets have entropy
     # (0.51 at v_min, ~1.2 inside), so the loss itself cannot fall below ~1.7: compare KLs.
     assert final < initial / 10, (initial, final)
+
+
+def test_xla_step_matches_plain_step():
+    b = benchmarks.synthetic_batch(16, 8, seed=4)
+    plain = benchmarks.make_agent(tiny_agent_config())
+    xla = benchmarks.make_agent(tiny_agent_config(use_xla=True))
+    for net in ("q_network", "target_q_network"):
+        pairs = zip(getattr(xla, net).variables, getattr(plain, net).variables, strict=True)
+        for copy, source in pairs:
+            copy.assign(source)
+    for _ in range(2):
+        expected, got = plain.train(b), xla.train(b)
+        np.testing.assert_allclose(got.loss.numpy(), expected.loss.numpy(), rtol=1e-4)

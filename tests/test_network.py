@@ -11,12 +11,13 @@ TINY = ModelConfig(embed_dim=16, num_layers=1, num_heads=2, value_bins=5, head_r
 INSTRUCTIONS = ["Put the red cube in the blue bowl.", "lift the cube"]
 
 
-def make(head="factorised", value_bins=5, image=False, dims=3, bins=7):
+def make(head="factorised", value_bins=5, image=False, dims=3, bins=7, state_stats=None):
     spec = {"state": tf.TensorSpec([4], tf.float32), "instruction": tf.TensorSpec([], tf.string)}
     if image:
         spec["image"] = tf.TensorSpec([16, 16, 3], tf.uint8)
     model = ModelConfig(**{**TINY.__dict__, "head": head})
-    net = QTransformerNetwork(spec, dims, bins, model, word_vocabulary(INSTRUCTIONS), value_bins)
+    vocabulary = word_vocabulary(INSTRUCTIONS)
+    net = QTransformerNetwork(spec, dims, bins, model, vocabulary, value_bins, state_stats)
     net.create_variables()
     return net
 
@@ -86,3 +87,18 @@ def test_instruction_changes_output_and_ids_match_strings():
     assert np.abs(net((other, bins))[0].numpy() - out).max() > 1e-4
     by_ids = dict(obs, instruction=net.instruction_ids(obs["instruction"]))
     np.testing.assert_allclose(net.call((by_ids, bins))[0].numpy(), out, atol=1e-6)
+
+
+def test_state_is_standardised_with_dataset_statistics():
+    mean, std = np.array([1.0, -2.0, 0.5, 0.0]), np.array([2.0, 0.5, 4.0, 0.0])
+    net = make(state_stats=(mean, std))
+    plain = net.copy(state_stats=None)
+    plain.create_variables()
+    for target, source in zip(plain.trainable_variables, net.trainable_variables, strict=True):
+        target.assign(source)
+    obs, bins = observation(), tf.zeros([5, 3], tf.int32)
+    # (x - mean) / std with std floored at 0.01 (the constant 4th feature).
+    scaled = dict(obs, state=(obs["state"] - mean) / np.maximum(std, 0.01))
+    np.testing.assert_allclose(
+        net((obs, bins))[0].numpy(), plain((scaled, bins))[0].numpy(), rtol=1e-4, atol=1e-4
+    )
