@@ -19,6 +19,7 @@ import collections
 from pathlib import Path
 
 import numpy as np
+
 from qtransformer.datasets.episode import Episode
 
 # (random_action_prob, early_release_prob) cycled over the noisy episodes, see the docstring.
@@ -132,8 +133,9 @@ def collect_dataset(
     """
     import multiprocessing
 
-    from qtransformer.datasets import rlds_io
     from tqdm import tqdm
+
+    from qtransformer.datasets import rlds_io
 
     tasks = parse_tasks(tasks)
     rlds_io.check_output_dir(out_dir, overwrite)

@@ -27,6 +27,7 @@ from pathlib import Path
 import numpy as np
 import tensorflow as tf
 import tensorflow_datasets as tfds
+
 from qtransformer.datasets.episode import Episode
 
 NAME = "qtransformer_rlds"

@@ -33,9 +33,9 @@ def run(args: argparse.Namespace) -> int:
     if args.steps < 1:
         raise CliError(f"--steps must be >= 1, got {args.steps}")
     results = run_benchmarks(steps=3 if args.quick else args.steps, quick=args.quick)
-    from qtransformer.eval.experiment import write_json_atomic
+    from qtransformer.eval.metrics import write_report
 
-    write_json_atomic(Path(args.out), results)
+    write_report(results, Path(args.out))
     print_summary(results)
     print(f"wrote {args.out}")
     return 0

@@ -8,8 +8,11 @@ the same held-out seeds, and writes one results file plus plots:
     qtransformer experiment --task pick_place --out runs/experiment \\
         --results eval/results/pick_place.json
 
-Every finished run is stored as RUN/curve.json, so a re-run (after a crash or Ctrl-C)
-skips what is done. `--quick` is a tiny smoke-test version of the same thing.
+Every finished run is stored as OUT/runs/<method>_seed<k>/curve.json, so a re-run (after a
+crash or Ctrl-C) skips what is done; this also lets several processes share the work
+(e.g. `--methods hl_gauss,mse` and `--methods two_hot,bc` side by side), after which one
+call with every method gathers the cached runs into the results file. `--quick` is a tiny
+smoke-test version of the same thing.
 """
 
 from __future__ import annotations
@@ -21,6 +24,8 @@ import sys
 import time
 from pathlib import Path
 
+from qtransformer.eval.metrics import write_report
+
 METHODS = ("hl_gauss", "mse", "two_hot", "bc")
 
 
@@ -31,8 +36,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--methods", default=",".join(METHODS), help="comma list of losses")
     parser.add_argument("--seeds", type=int, default=3, help="training seeds per method")
     parser.add_argument("--episodes", type=int, default=400, help="dataset episodes")
+    parser.add_argument("--action-bins", type=int, default=None, help="bins per action dim")
     parser.add_argument("--demo-fraction", type=float, default=0.1, help="clean expert demos")
-    parser.add_argument("--noise", type=float, default=None, help="action noise of replays")
+    parser.add_argument("--noise", type=float, default=0.4, help="action noise of the replays")
     parser.add_argument("--steps", type=int, default=3000, help="gradient steps per run")
     parser.add_argument("--evals", type=int, default=4, help="evaluation points per run")
     parser.add_argument("--eval-episodes", type=int, default=100, help="episodes per evaluation")
@@ -54,7 +60,7 @@ def run(args: argparse.Namespace) -> int:
     out = Path(args.out)
     results_path = Path(args.results) if args.results else out / "results.json"
     results = run_experiment(args, methods, out)
-    write_json_atomic(results_path, results)
+    write_report(results, results_path)
     plot_results(results, results_path.with_suffix(""))
     print_table(results)
     print(f"results: {results_path}")
@@ -68,15 +74,21 @@ def run_experiment(args: argparse.Namespace, methods: tuple[str, ...], out: Path
     start = time.time()
     dataset = out / "dataset"
     mix = {"episodes": args.episodes, "demo_fraction": args.demo_fraction, "task": args.task}
-    collect_kwargs = dict(tasks=(args.task,), episodes=args.episodes, seed=0)
-    collect_kwargs["demo_fraction"] = args.demo_fraction
-    if args.noise is not None:
-        collect_kwargs["noise"] = mix["noise"] = args.noise
+    mix["noise"] = args.noise
     if not dataset.exists():
-        collect_dataset(dataset, **collect_kwargs)
+        collect_dataset(
+            dataset,
+            tasks=(args.task,),
+            episodes=args.episodes,
+            demo_fraction=args.demo_fraction,
+            noise=args.noise,
+            seed=0,
+            progress=not args.quick,
+        )
     mix.update(dataset_summary(dataset))
 
     base = TrainConfig.from_file(args.config) if args.config else TrainConfig()
+    base = base.replace(action_bins=args.action_bins)
     every = max(1, args.steps // args.evals)
     curves: dict[str, list[dict]] = {}
     for method in methods:
@@ -84,7 +96,9 @@ def run_experiment(args: argparse.Namespace, methods: tuple[str, ...], out: Path
             config = base.replace(loss=method, seed=seed, steps=args.steps, checkpoint_every=every)
             run_dir = out / "runs" / f"{method}_seed{seed}"
             curves.setdefault(method, []).append(
-                train_and_evaluate(dataset, run_dir, config, args.task, args.eval_episodes)
+                train_and_evaluate(
+                    dataset, run_dir, config, args.task, args.eval_episodes, not args.quick
+                )
             )
     command = (
         "qtransformer " + " ".join(sys.argv[1:]) if sys.argv[0].endswith("qtransformer") else ""
@@ -94,13 +108,16 @@ def run_experiment(args: argparse.Namespace, methods: tuple[str, ...], out: Path
         "command": command,
         "dataset_mix": mix,
         "train_steps": args.steps,
+        "action_bins": base.data.action_bins,
         "wall_time_s": round(time.time() - start, 1),
         "cpu_count": os.cpu_count(),
         "methods": {m: summarize_method(curves[m], args.eval_episodes) for m in methods},
     }
 
 
-def train_and_evaluate(dataset: Path, run_dir: Path, config, task: str, episodes: int) -> dict:
+def train_and_evaluate(
+    dataset: Path, run_dir: Path, config, task: str, episodes: int, progress: bool = True
+) -> dict:
     """Train one (method, seed) and evaluate each exported checkpoint; cached in curve.json."""
     import tensorflow as tf
 
@@ -111,7 +128,7 @@ def train_and_evaluate(dataset: Path, run_dir: Path, config, task: str, episodes
     if curve_path.exists():
         return json.loads(curve_path.read_text())
     t0 = time.time()
-    train(dataset, run_dir, config, progress=True)
+    train(dataset, run_dir, config, progress=progress)
     train_s = time.time() - t0
     points = []
     for policy_dir in sorted((run_dir / "policies").iterdir(), key=lambda p: int(p.name)):
@@ -125,7 +142,7 @@ def train_and_evaluate(dataset: Path, run_dir: Path, config, task: str, episodes
         "train_s": round(train_s, 1),
         "points": points,
     }
-    write_json_atomic(curve_path, curve)
+    write_report(curve, curve_path)
     return curve
 
 
@@ -211,14 +228,6 @@ def print_table(results: dict) -> None:
             f"{name:<10} {m['peak_success']:6.3f} {m['final_success']:6.3f}  "
             f"[{low:.3f}, {high:.3f}]  {m['seeds']}"
         )
-
-
-def write_json_atomic(path: Path, data: dict) -> None:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n")
-    os.replace(tmp, path)
 
 
 def _counts(report: dict) -> dict:

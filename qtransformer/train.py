@@ -101,7 +101,9 @@ def _sim_eval_fn(dataset_dir, config: TrainConfig):
 
         task = config.eval_task or read_meta(dataset_dir).tasks[0]
         report = evaluate(policy, task, config.eval_episodes, seed=step, progress=False)
-        return {k: float(v) for k, v in report.items() if isinstance(v, int | float)}
+        # Outcome metrics only (not seed, batch size or wall time) go to TensorBoard.
+        keys = ("success_rate", "mean_return", "mean_episode_length")
+        return {k: float(report[k]) for k in keys}
 
     return eval_fn
 
@@ -124,10 +126,10 @@ def train(dataset_dir, workdir, config: TrainConfig, *, progress=True, eval_fn=N
     from qtransformer.network import word_vocabulary
 
     workdir = Path(workdir)
-    check_workdir_config(workdir, config)
     tf.random.set_seed(config.seed)
     np.random.seed(config.seed)
     dataset, meta = make_transition_dataset(dataset_dir, config.data, seed=config.seed)
+    check_workdir_config(workdir, config)  # after the dataset opened: no workdir for a typo
     time_step_spec, action_spec = policy_specs(meta)
     state_stats = _state_statistics(dataset)
     strategy = make_strategy(config.strategy)

@@ -30,6 +30,7 @@ from collections.abc import Callable
 
 import dm_env
 import numpy as np
+
 from qtransformer.sim_envs import common
 
 HOVER = 0.05

@@ -10,6 +10,7 @@ above the object's start, where the scripted expert carries it.
 from __future__ import annotations
 
 import numpy as np
+
 from qtransformer.sim_envs import common
 
 LIFT_HEIGHT = 0.10

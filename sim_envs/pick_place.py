@@ -11,6 +11,7 @@ Objects start outside the bowl, so an episode never begins in success.
 from __future__ import annotations
 
 import numpy as np
+
 from qtransformer.sim_envs import common
 
 SHAPES = ("cube", "brick")

@@ -7,6 +7,7 @@ it, and the fingers are open. The target in the state is where the top cube's ce
 from __future__ import annotations
 
 import numpy as np
+
 from qtransformer.sim_envs import common
 
 XY_TOLERANCE = 0.02

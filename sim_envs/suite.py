@@ -5,6 +5,7 @@ from __future__ import annotations
 import importlib
 
 import dm_env
+
 from qtransformer.sim_envs import TASKS
 
 MAX_IMAGE_SIZE = 1024  # the offscreen buffer size in assets/scene.xml

@@ -5,10 +5,10 @@ from __future__ import annotations
 import h5py
 import numpy as np
 import pytest
-from qtransformer.datasets import Episode, read_episodes, read_meta, write_dataset
-from qtransformer.datasets.convert import convert
 
 from qtransformer.cli import main
+from qtransformer.datasets import Episode, read_episodes, read_meta, write_dataset
+from qtransformer.datasets.convert import convert
 
 
 def _arrays(t=5, seed=0):

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from qtransformer.datasets import Episode, write_dataset
 
 from qtransformer.config import DataConfig
 from qtransformer.data import make_transition_dataset, measure_throughput
+from qtransformer.datasets import Episode, write_dataset
 
 CFG = DataConfig(action_bins=3, n_step=3, gamma=0.9, batch_size=4, shuffle_buffer=100)
 

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from qtransformer.datasets import load_dataset, read_episodes
-from qtransformer.datasets.collect import collect_dataset, episode_plan, record_episode
 
 from qtransformer.cli import main
+from qtransformer.datasets import load_dataset, read_episodes
+from qtransformer.datasets.collect import collect_dataset, episode_plan, record_episode
 
 
 def test_collect_round_trip_matches_direct_recording(tmp_path):

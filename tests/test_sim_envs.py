@@ -6,9 +6,9 @@ os.environ.setdefault("MUJOCO_GL", "egl")  # before anything imports mujoco
 
 import numpy as np
 import pytest
-from qtransformer.sim_envs import common
 
 from qtransformer import sim_envs
+from qtransformer.sim_envs import common
 
 TASKS = sim_envs.TASKS
 
@@ -161,9 +161,8 @@ def test_write_video(tmp_path, suffix):
 
 
 def test_render_command_writes_marked_video(tmp_path):
-    from qtransformer.sim_envs import render
-
     from qtransformer.cli import main
+    from qtransformer.sim_envs import render
 
     out = tmp_path / "lift.gif"
     assert (
