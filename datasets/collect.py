@@ -2,7 +2,7 @@
 
 A Q-Transformer-style mix: a `--demo-fraction` of the episodes (default 0.1) are clean expert
 demos (source "expert"); the rest (source "noisy") replay the expert with Gaussian action noise
-`--noise` (default 0.5) and, in a fixed proportion by episode index, an extra failure mode:
+`--noise` (default 0.4) and, in a fixed proportion by episode index, an extra failure mode:
 of every 4 noisy episodes, 2 use noise only, 1 adds random_action_prob=0.3 (a uniformly random
 action instead of the expert's) and 1 adds early_release_prob=0.5 (the gripper opens early), so
 most noisy episodes fail. Episode i runs task tasks[i % len(tasks)] with seed (seed, i), so the
@@ -31,7 +31,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--episodes", type=int, default=100, help="episodes to record")
     parser.add_argument("--out", required=True, help="output RLDS dataset directory")
     parser.add_argument("--demo-fraction", type=float, default=0.1, help="clean expert share")
-    parser.add_argument("--noise", type=float, default=0.5, help="action noise of the rest")
+    parser.add_argument("--noise", type=float, default=0.4, help="action noise of the rest")
     parser.add_argument("--image-size", type=int, default=None, help="record camera frames")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--workers", type=int, default=1, help="parallel recording processes")
@@ -119,7 +119,7 @@ def collect_dataset(
     tasks=("pick_place",),
     episodes=100,
     demo_fraction=0.1,
-    noise=0.5,
+    noise=0.4,
     image_size=None,
     seed=0,
     workers=1,

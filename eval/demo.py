@@ -94,7 +94,7 @@ def run(args: argparse.Namespace) -> int:
         print("      exists, reusing it (delete it to collect again)")
     else:
         collect_dataset(
-            dataset, tasks=(TASK,), episodes=plan.episodes, demo_fraction=0.1, noise=0.5,
+            dataset, tasks=(TASK,), episodes=plan.episodes, demo_fraction=0.1, noise=0.4,
             seed=args.seed, progress=progress,
         )  # fmt: skip
     timings["collect"] = time.perf_counter() - started
