@@ -17,6 +17,7 @@ def test_collect_round_trip_matches_direct_recording(tmp_path):
         tasks="lift,pick_place",
         episodes=4,
         demo_fraction=0.25,
+        noise=0.5,
         seed=3,
         progress=False,
         image_size=16,
