@@ -37,6 +37,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seeds", type=int, default=3, help="training seeds per method")
     parser.add_argument("--episodes", type=int, default=400, help="dataset episodes")
     parser.add_argument("--action-bins", type=int, default=None, help="bins per action dim")
+    parser.add_argument("--alpha", type=float, default=None, help="conservative weight")
     parser.add_argument("--demo-fraction", type=float, default=0.1, help="clean expert demos")
     parser.add_argument("--noise", type=float, default=0.4, help="action noise of the replays")
     parser.add_argument("--steps", type=int, default=3000, help="gradient steps per run")
@@ -88,7 +89,7 @@ def run_experiment(args: argparse.Namespace, methods: tuple[str, ...], out: Path
     mix.update(dataset_summary(dataset))
 
     base = TrainConfig.from_file(args.config) if args.config else TrainConfig()
-    base = base.replace(action_bins=args.action_bins)
+    base = base.replace(action_bins=args.action_bins, alpha=args.alpha)
     every = max(1, args.steps // args.evals)
     curves: dict[str, list[dict]] = {}
     for method in methods:
@@ -109,6 +110,7 @@ def run_experiment(args: argparse.Namespace, methods: tuple[str, ...], out: Path
         "dataset_mix": mix,
         "train_steps": args.steps,
         "action_bins": base.data.action_bins,
+        "alpha": base.alpha,
         "wall_time_s": round(time.time() - start, 1),
         "cpu_count": os.cpu_count(),
         "methods": {m: summarize_method(curves[m], args.eval_episodes) for m in methods},
