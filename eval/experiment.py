@@ -234,7 +234,7 @@ def print_table(results: dict) -> None:
 
 def _counts(report: dict) -> dict:
     return {
-        "successes": int(round(report["success_rate"] * report["episodes"])),
+        "successes": int(report["successes"]),
         "episodes": int(report["episodes"]),
         "success_rate": float(report["success_rate"]),
         "mean_episode_length": float(report["mean_episode_length"]),

@@ -3,7 +3,8 @@
 - `train_samples_per_s(config)`: transitions per second through the compiled train step.
 - `head_ratio(config)`: train throughput of the factorised head over the full head.
 - `action_latency(config)`: greedy decoding, seconds per call at batch 1 and actions/s at 256.
-- `run_all()`: the above for the default model and a paper-like one (256 action bins).
+- `paper_config()`: a paper-like size (256 action bins); `qtransformer bench`
+  (eval/bench.py) runs the above for it and for the default model.
 
 Synthetic batches follow the training-batch contract (`qtransformer.data`): state S=16,
 D=4 action dims in [-1, 1], random bins, sparse 0/1 rewards.
@@ -11,7 +12,6 @@ D=4 action dims in [-1, 1], random bins, sparse 0/1 rewards.
 
 from __future__ import annotations
 
-import dataclasses
 import time
 
 import numpy as np
@@ -116,19 +116,3 @@ def action_latency(config: TrainConfig | None = None, calls: int = 30) -> dict:
 def paper_config() -> TrainConfig:
     """A paper-like size: 256 action bins, wider and deeper transformer."""
     return TrainConfig().replace(action_bins=256, embed_dim=256, num_layers=4, num_heads=8)
-
-
-def run_all(steps: int = 30) -> dict:
-    """All benchmarks for the default and the paper-like config, as a JSON-able dict."""
-    results = {}
-    for name, config in (("default", TrainConfig()), ("paper", paper_config())):
-        heads = head_ratio(config, steps)
-        rate = heads[config.model.head]
-        results[name] = {
-            "config": dataclasses.asdict(config.model) | {"action_bins": config.data.action_bins},
-            "train_samples_per_s": rate,
-            "train_steps_per_s": rate / config.data.batch_size,
-            "heads": heads,
-            **action_latency(config),
-        }
-    return results
