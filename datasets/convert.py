@@ -28,12 +28,23 @@ hdf5: --input is a robomimic file: data/demo_<k>/{obs/<key>, next_obs/<key> (opt
   uint8 [T, H, W, 3] key as the image. o_T = next_obs/<key>[-1] (else o_{T-1} repeated);
   terminal = dones[-1]; a demo attribute `language_instruction` overrides --instruction.
 
-rlds: --input is a TFDS RLDS directory with the T+1 steps convention (step T: final
-  observation, reward 0). Keys are looked up under our names (observation/state,
+rlds: --input is a TFDS RLDS directory of T+1 steps per episode (step T: final observation).
+  Rewards in either alignment (--reward-alignment, default auto = detected and reported):
+  `step` (RLDS: a step's reward follows its own action, the is_last step has reward 0) or
+  `next` (envlogger / dm_env: a step's reward follows the previous action, the is_last step
+  carries the last action's reward). Termination: is_terminal on the last step, else a 0
+  discount there, else last reward > 0. Keys are looked up under our names (observation/state,
   observation/image, action, reward, is_first, is_last, is_terminal, language_instruction,
   episode_metadata/{task,success,source}); --map OURS=THEIRS renames, e.g.
   --map observation/state=observation/robot_state
   --map language_instruction=observation/natural_language_instruction
+
+Conventions (all formats; datasets/conventions.py): --reward keep (as recorded: dense,
+multi-step, negative) or sparse (1 on the last transition of a successful episode, else 0);
+--episode-end data (the input's terminal flags), success (successful episodes terminal, the
+rest time-outs) or timeout (all time-outs: bootstrap from the final observation). The
+summary reports the alignment, terminal vs time-out counts, reward and return ranges, and
+the value range `train` will use (also stored in metadata.json).
 """
 
 from __future__ import annotations
@@ -64,6 +75,36 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="rlds: take our key path from their key path (repeatable)",
     )
     parser.add_argument("--overwrite", action="store_true", help="replace a non-empty --out")
+    add_convention_arguments(parser)
+
+
+def add_convention_arguments(parser: argparse.ArgumentParser) -> None:
+    """--reward-alignment, --reward, --episode-end (datasets/conventions.py)."""
+    from qtransformer.datasets import conventions as c
+
+    parser.add_argument(
+        "--reward-alignment",
+        choices=c.ALIGNMENTS,
+        default="auto",
+        help="rlds: 'step' = a step's reward follows its own action (RLDS; is_last step has "
+        "reward 0); 'next' = it follows the previous action (envlogger: reward on is_last); "
+        "'auto' detects it from the data and reports it (default: auto)",
+    )
+    parser.add_argument(
+        "--reward",
+        choices=c.REWARD_MODES,
+        default="keep",
+        help="'keep' the rewards as recorded, or 'sparse': 1 on the last transition of a "
+        "successful episode, 0 elsewhere (default: keep)",
+    )
+    parser.add_argument(
+        "--episode-end",
+        choices=c.EPISODE_ENDS,
+        default="data",
+        help="what ends an episode: 'data' = the input's terminal flags (is_terminal, dones, "
+        "terminals); 'success' = successful episodes terminate, others time out; 'timeout' = "
+        "every episode is a time-out (default: data)",
+    )
 
 
 def _floats(text: str, flag: str) -> list[float]:
@@ -98,12 +139,19 @@ def convert(
     image_key=None,
     mapping=None,
     overwrite: bool = False,
+    reward_alignment: str = "auto",
+    reward_mode: str = "keep",
+    episode_end: str = "data",
 ) -> dict:
     """Validate all episodes of `input_path`, then write them to `out_dir`.
 
-    Returns {"path", "episodes", "transitions", "skipped": [error messages]}.
+    Returns {"path", "episodes", "transitions", "skipped": [error messages], "conventions":
+    {reward_alignment, alignment_reason, reward, episode_end} and the metadata's reward
+    statistics (reward_range, return_range, value_range, terminal/timeout_episodes)}.
     """
-    from qtransformer.datasets import rlds_io, sources
+    import dataclasses
+
+    from qtransformer.datasets import conventions, rlds_io, sources
 
     src = Path(input_path)
     if not src.exists():
@@ -117,6 +165,9 @@ def convert(
         raws = sources.read_rlds(src, mapping or {})
     else:
         raise ValueError(f"--format must be one of {FORMATS}, got {fmt!r}")
+    alignment, reason = None, ""
+    if fmt == "rlds":
+        raws, alignment, reason = conventions.align_raw_episodes(raws, reward_alignment)
     low, high = list(action_low), list(action_high)
     episodes, skipped = [], []
     for raw in raws:
@@ -130,6 +181,13 @@ def convert(
                 image_key=image_key,
                 task=task,
                 instruction=instruction,
+            )
+            rewards, terminal, success = conventions.apply_conventions(
+                episode.rewards, episode.terminal, raw.success,
+                reward_mode=reward_mode, episode_end=episode_end,
+            )  # fmt: skip
+            episode = dataclasses.replace(
+                episode, rewards=rewards, terminal=terminal, success=success
             )
             if episodes and episode.states.shape[1] != episodes[0].states.shape[1]:
                 raise sources.BadEpisode(
@@ -170,6 +228,13 @@ def convert(
         "episodes": len(episodes),
         "transitions": sum(e.length for e in episodes),
         "skipped": skipped,
+        "conventions": {
+            "reward_alignment": alignment,
+            "alignment_reason": reason,
+            "reward": reward_mode,
+            "episode_end": episode_end,
+        },
+        **rlds_io.read_meta(path).reward_stats,
     }
 
 
@@ -196,13 +261,46 @@ def run(args: argparse.Namespace) -> int:
         image_key=args.image_key,
         mapping=_mapping(args.map),
         overwrite=args.overwrite,
+        reward_alignment=args.reward_alignment,
+        reward_mode=args.reward,
+        episode_end=args.episode_end,
     )
     print(
         f"converted {report['episodes']} episodes ({report['transitions']} transitions) "
         f"-> {report['path']}"
     )
+    print(conventions_summary(report))
     for message in report["skipped"]:
         print(f"skipped: {message}")
     if report["skipped"]:
         print(f"skipped {len(report['skipped'])} bad episodes")
     return 0
+
+
+def conventions_summary(report: dict) -> str:
+    """Lines of the convert summary about reward alignment, episode ends and value range."""
+    conv, lines = report["conventions"], []
+    if conv["reward_alignment"]:
+        lines.append(f"reward alignment: {conv['reward_alignment']} ({conv['alignment_reason']})")
+    if "reward_range" in report:
+        lo, hi = report["reward_range"]
+        glo, ghi = report["return_range"]
+        vlo, vhi = report["value_range"]
+        lines += [
+            f"rewards: {conv['reward']}, in [{lo:g}, {hi:g}]; episodes: "
+            f"{report['terminal_episodes']} terminal, {report['timeout_episodes']} time-out "
+            f"(--episode-end {conv['episode_end']})",
+            f"returns at gamma {report['return_gamma']:g}: [{glo:.4g}, {ghi:.4g}]; value range "
+            f"for train: [{vlo:.4g}, {vhi:.4g}]"
+            + (
+                " (time-outs with rewards: values bootstrap past the returns)"
+                if report["truncated_reward"]
+                else ""
+            ),
+        ]
+        if report["timeout_episodes"] == 0 and report["episodes"] > 1 and lo >= 0:
+            lines.append(
+                "note: every episode ends terminal; if some ended by a time limit, pass "
+                "--episode-end success or timeout"
+            )
+    return "\n".join(lines)

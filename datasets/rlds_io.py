@@ -5,7 +5,10 @@ On disk, DIR is a plain TFDS dataset directory (`tfds.builder_from_directory(DIR
     DIR/dataset_info.json     features, splits, episode count per shard (TFDS)
     DIR/features.json         feature structure (TFDS)
     DIR/metadata.json         our DatasetMeta fields: action_low/high, state_dim, image_shape,
-                              instructions, tasks, num_episodes (tfds.core.MetadataDict)
+                              instructions, tasks, num_episodes (tfds.core.MetadataDict), and
+                              the reward statistics of datasets/conventions.py (reward_range,
+                              return_range at return_gamma, value_range, terminal/timeout
+                              episode counts) that `train` derives the value support from
     DIR/qtransformer_rlds-train.tfrecord-0000k-of-0000n   shards of `episodes_per_shard`
 
 Each example is one episode: `steps` (observation/state float32[S], optional
@@ -28,9 +31,14 @@ import numpy as np
 import tensorflow as tf
 import tensorflow_datasets as tfds
 
+from qtransformer.datasets.conventions import RewardStats
 from qtransformer.datasets.episode import Episode
 
 NAME = "qtransformer_rlds"
+_STAT_KEYS = (
+    "reward_range", "return_gamma", "return_range", "truncated_reward", "value_range",
+    "terminal_episodes", "timeout_episodes",
+)  # fmt: skip
 _FLUSH_EVERY = 32  # episodes per SequentialWriter.add_examples (it rewrites dataset_info each call)
 
 
@@ -47,6 +55,7 @@ class DatasetMeta:
     instructions: list[str]
     tasks: list[str]
     num_transitions: int = 0
+    reward_stats: dict = dataclasses.field(default_factory=dict)  # RewardStats.as_dict()
 
 
 def check_output_dir(out_dir: str | Path, overwrite: bool) -> Path:
@@ -78,6 +87,7 @@ class DatasetWriter:
         overwrite: bool = False,
         episodes_per_shard: int = 500,
         description: str = "",
+        gamma: float = 0.98,
     ):
         self.out = check_output_dir(out_dir, overwrite).resolve()
         self.action_low = np.asarray(action_low, np.float32).reshape(-1)
@@ -88,6 +98,7 @@ class DatasetWriter:
         self._instructions: set[str] = set()
         self._tasks: set[str] = set()
         self._pending: list[dict] = []
+        self._rewards = RewardStats(gamma)  # return_range at this discount, for metadata
 
     def __enter__(self) -> DatasetWriter:
         self.out.parent.mkdir(parents=True, exist_ok=True)
@@ -138,6 +149,7 @@ class DatasetWriter:
         self.num_transitions += episode.length
         self._instructions.add(episode.instruction)
         self._tasks.add(episode.task)
+        self._rewards.add(episode.rewards, episode.terminal)
         if len(self._pending) >= _FLUSH_EVERY:
             self._flush()
 
@@ -177,7 +189,7 @@ class DatasetWriter:
             "image_shape": list(self.image_shape) if self.image_shape else None,
             "instructions": sorted(self._instructions),
             "tasks": sorted(self._tasks),
-        }
+        } | self._rewards.as_dict()
 
 
 def write_dataset(
@@ -229,6 +241,7 @@ def read_meta(dataset_dir: str | Path) -> DatasetMeta:
             instructions=list(raw["instructions"]),
             tasks=list(raw["tasks"]),
             num_transitions=int(raw.get("num_transitions", 0)),
+            reward_stats={k: raw[k] for k in _STAT_KEYS if k in raw},
         )
     except (OSError, KeyError, TypeError, json.JSONDecodeError) as e:
         raise ValueError(

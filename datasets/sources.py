@@ -44,6 +44,8 @@ class RawEpisode:
     error: tuple[str, str] | None = None  # (key, problem) found by the reader
     obs_prefix: str = "obs/"  # how the input names observation keys, for error messages
     terminals_key: str = "terminals"
+    step_rewards: np.ndarray | None = None  # RLDS inputs: T+1 per-step rewards, not aligned yet
+    step_discounts: np.ndarray | None = None  # RLDS inputs: T+1 per-step discounts if present
 
 
 def _text(value) -> str:
@@ -161,16 +163,16 @@ def read_rlds(folder: Path, mapping: dict[str, str]) -> Iterator[RawEpisode]:
         else:
             state, image = step("observation/state"), step("observation/image")
             raw.obs = {"state": state} | ({"image": image} if image is not None else {})
-            raw.actions, raw.rewards = step("action")[:-1], step("reward")[:-1]
-            if step("reward")[-1] != 0:  # not the T+1 steps convention: refuse, don't drop it
-                raw.error = (
-                    "reward",
-                    "non-zero reward on the is_last step; expected the RLDS "
-                    "T+1 convention (final step = final observation, reward 0)",
-                )
+            raw.actions = step("action")[:-1]
+            # Rewards are aligned later (conventions.align_rewards: step or envlogger).
+            raw.step_rewards = np.asarray(step("reward"), np.float32).reshape(-1)
+            discount = step("discount")
+            raw.step_discounts = None if discount is None else np.asarray(discount).reshape(-1)
             raw.is_first, raw.is_last = step("is_first"), step("is_last")
             terminal = step("is_terminal")
-            raw.terminals = np.zeros(len(raw.actions), bool)
+            if terminal is None and raw.step_discounts is not None:
+                terminal = raw.step_discounts == 0  # no is_terminal: a 0 final discount ends it
+            raw.terminals = np.zeros(len(raw.actions), bool) if terminal is not None else None
             if terminal is not None and len(raw.terminals):
                 raw.terminals[-1] = bool(terminal[-1])
             text = step("language_instruction")
