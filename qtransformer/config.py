@@ -10,6 +10,8 @@ import dataclasses
 import json
 from pathlib import Path
 
+from qtransformer import flags
+
 LOSSES = ("hl_gauss", "two_hot", "c51", "mse", "bc")
 
 
@@ -33,6 +35,9 @@ class DataConfig:
     batch_size: int = 128
     shuffle_buffer: int = 20_000
 
+    def __post_init__(self):
+        _check_ranges(self, _DATACONFIG_RULES)
+
 
 @dataclasses.dataclass(frozen=True)
 class ModelConfig:
@@ -44,6 +49,9 @@ class ModelConfig:
       num_heads: attention heads.
       value_bins: categories of the value distribution (classification losses).
       v_min, v_max: value support; rewards are sparse 0/1, so [0, 1].
+      v_from_data: `train` replaces v_min, v_max by the dataset's value range (metadata.json,
+        qtransformer/value_range.py); false (`--v-min/--v-max`): use them as given, refused if
+        they cannot hold the data's values.
       head: "factorised" (cheap low-rank head, see network.py) or "full".
       head_rank: rank R of the factorised head (R MACs per value logit instead of embed_dim).
       dropout: dropout rate inside the transformer.
@@ -55,9 +63,13 @@ class ModelConfig:
     value_bins: int = 32
     v_min: float = 0.0
     v_max: float = 1.0
+    v_from_data: bool = True
     head: str = "factorised"
     head_rank: int = 32
     dropout: float = 0.0
+
+    def __post_init__(self):
+        _check_ranges(self, _MODELCONFIG_RULES)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -107,6 +119,7 @@ class TrainConfig:
     def __post_init__(self):
         if self.loss not in LOSSES:
             raise ValueError(f"unknown loss {self.loss!r}; valid: {', '.join(LOSSES)}")
+        _check_ranges(self, _TRAIN_RULES)
 
     def to_json(self) -> str:
         return json.dumps(dataclasses.asdict(self), indent=2, sort_keys=True)
@@ -152,3 +165,60 @@ def _known(cls, raw: dict, where: str) -> dict:
     if unknown:
         raise ValueError(f"unknown config keys at {where}: {unknown}; valid: {sorted(names)}")
     return raw
+
+
+# Range of every numeric field (the same rules as the CLI flags, see flags.py): a JSON
+# config is refused with the field named, before any work is done.
+_DATACONFIG_RULES = {
+    "action_bins": flags.bins,
+    "n_step": flags.positive_int,
+    "gamma": flags.unit_interval_open_closed,
+    "batch_size": flags.positive_int,
+    "shuffle_buffer": flags.positive_int,
+}
+_MODELCONFIG_RULES = {
+    "embed_dim": flags.positive_int,
+    "num_layers": flags.positive_int,
+    "num_heads": flags.positive_int,
+    "value_bins": flags.bins,
+    "v_min": flags.finite_float,
+    "v_max": flags.finite_float,
+    "support_padding": flags.nonneg_int,
+    "head_rank": flags.positive_int,
+    "dropout": flags.unit_interval_closed_open,
+    "image_shift": flags.nonneg_int,
+}
+_TRAIN_RULES = {
+    "steps": flags.positive_int,
+    "learning_rate": flags.positive_float,
+    "grad_clip": flags.nonneg_float,
+    "alpha": flags.nonneg_float,
+    "sigma_ratio": flags.positive_float,
+    "target_update_tau": flags.unit_interval_open_closed,
+    "target_update_period": flags.positive_int,
+    "checkpoint_every": flags.positive_int,
+    "summary_every": flags.positive_int,
+    "eval_every": flags.nonneg_int,
+    "eval_episodes": flags.positive_int,
+    "seed": flags.seed,
+}
+_WHERE = {"DataConfig": "data.", "ModelConfig": "model.", "TrainConfig": ""}
+
+
+def _check_ranges(config, rules: dict) -> None:
+    """Raise ValueError naming the first field outside its range (see flags.py)."""
+    prefix = _WHERE.get(type(config).__name__, "")
+    for name, rule in rules.items():
+        if hasattr(config, name):
+            rule.check(getattr(config, name), f"config field {prefix}{name}")
+    if isinstance(config, ModelConfig):
+        if config.v_min >= config.v_max:
+            raise ValueError(
+                f"config fields model.v_min ({config.v_min}) must be below model.v_max "
+                f"({config.v_max}) (--v-min/--v-max)"
+            )
+        if config.embed_dim % config.num_heads:
+            raise ValueError(
+                f"--embed-dim ({config.embed_dim}) must be a multiple of --heads "
+                f"({config.num_heads}) (config fields model.embed_dim, model.num_heads)"
+            )
