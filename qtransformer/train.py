@@ -22,6 +22,7 @@ import math
 import time
 from pathlib import Path
 
+from qtransformer import value_range
 from qtransformer.config import LOSSES, TrainConfig
 from qtransformer.workdir import (
     check_workdir_config,
@@ -49,6 +50,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add("--alpha", type=float, help="weight of the conservative regulariser")
     add("--n-step", type=int)
     add("--gamma", type=float)
+    add("--v-min", type=float, help="lower end of the value range (default: from the dataset)")
+    add("--v-max", type=float, help="upper end of the value range (default: from the dataset)")
     add("--lr", type=float, help="Adam learning rate")
     add("--seed", type=int)
     add("--no-mc-lower-bound", action="store_true", help="do not clip targets by the MC return")
@@ -73,6 +76,9 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
         checkpoint_every=args.checkpoint_every, strategy=args.strategy,
         use_xla=True if args.xla else None, eval_every=args.eval_every,
         eval_episodes=args.eval_episodes, eval_task=args.eval_task,
+        v_min=getattr(args, "v_min", None), v_max=getattr(args, "v_max", None),
+        v_from_data=False if getattr(args, "v_min", None) is not None
+        or getattr(args, "v_max", None) is not None else None,
     )  # fmt: skip
 
 
@@ -85,7 +91,12 @@ def run(args: argparse.Namespace) -> int:
         eval_fn = _sim_eval_fn(args.dataset, config)
     try:
         metrics = train(
-            args.dataset, args.workdir, config, progress=not args.no_progress, eval_fn=eval_fn
+            args.dataset,
+            args.workdir,
+            config,
+            progress=not args.no_progress,
+            eval_fn=eval_fn,
+            log=print,
         )
     except FloatingPointError as e:
         raise CliError(str(e)) from e
@@ -108,8 +119,13 @@ def _sim_eval_fn(dataset_dir, config: TrainConfig):
     return eval_fn
 
 
-def train(dataset_dir, workdir, config: TrainConfig, *, progress=True, eval_fn=None) -> dict:
+def train(
+    dataset_dir, workdir, config: TrainConfig, *, progress=True, eval_fn=None, log=None
+) -> dict:
     """Train (or resume) to `config.steps`; returns the final metrics.
+
+    The value range comes from the dataset unless config.model.v_from_data is false
+    (qtransformer/value_range.py); `log(line)` receives the line saying which range is used.
 
     eval_fn(policy, step) -> dict of scalars runs every `config.eval_every` steps (if > 0);
     its results go to TensorBoard as eval/<key> and into the returned dict.
@@ -129,6 +145,9 @@ def train(dataset_dir, workdir, config: TrainConfig, *, progress=True, eval_fn=N
     tf.random.set_seed(config.seed)
     np.random.seed(config.seed)
     dataset, meta = make_transition_dataset(dataset_dir, config.data, seed=config.seed)
+    config, support_line = value_range.resolve(config, dataset_dir)
+    if log and support_line:
+        log(support_line)
     check_workdir_config(workdir, config)  # after the dataset opened: no workdir for a typo
     time_step_spec, action_spec = policy_specs(meta)
     state_stats = _state_statistics(dataset)
