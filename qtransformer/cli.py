@@ -27,6 +27,7 @@ COMMANDS = {
     "demo": ("qtransformer.eval.demo", "the whole pipeline end to end on the default task"),
     "bench": ("qtransformer.eval.bench", "throughput and latency benchmarks as JSON"),
     "experiment": ("qtransformer.eval.experiment", "HL-Gauss vs MSE vs two-hot vs BC study"),
+    "diagnose": ("qtransformer.eval.diagnose", "Q calibration, unseen bins, agreement of a run"),
     "render": ("qtransformer.sim_envs.render", "video of the scripted expert on a task"),
 }
 
