@@ -37,32 +37,31 @@ _DISTRIBUTIONAL = ("hl_gauss", "two_hot", "c51")  # losses with a value distribu
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--workdir", required=True, help="a `qtransformer train` workdir")
-    parser.add_argument(
-        "--dataset", required=True, help="RLDS dataset with the episodes to diagnose"
-    )
-    parser.add_argument(
-        "--episodes",
-        type=int,
-        default=50,
-        help="diagnose its last N episodes (default 50; 0 = all)",
-    )
-    parser.add_argument(
+    from qtransformer import flags
+
+    add = parser.add_argument
+    add("--workdir", required=True, help="a `qtransformer train` workdir")
+    add("--dataset", required=True, help="RLDS dataset with the episodes to diagnose")
+    add("--episodes", type=flags.nonneg_int, default=50,
+        help="diagnose its last N episodes (0 = all)")  # fmt: skip
+    add(
         "--train-dataset",
         help="the dataset the run was trained on: vocabulary and neighbour states "
         "(default: --dataset without the diagnosed episodes)",
     )
-    parser.add_argument("--k", type=int, default=10, help="nearest training states (default 10)")
-    parser.add_argument("--out", metavar="FILE.json", help="where to write the JSON report")
-    parser.add_argument("--batch-size", type=int, default=256, help="steps per network call")
+    add("--k", type=flags.positive_int, default=10, help="nearest training states")
+    add("--out", metavar="FILE.json", help="where to write the JSON report")
+    add("--batch-size", type=flags.positive_int, default=256, help="steps per network call")
 
 
 def run(args: argparse.Namespace) -> int:
-    from qtransformer.cli import CliError
+    from qtransformer import flags
     from qtransformer.eval.metrics import write_report
 
-    if args.episodes < 0 or args.k < 1 or args.batch_size < 1:
-        raise CliError("--episodes must be >= 0, --k and --batch-size >= 1")
+    flags.check_disjoint(
+        {"--out": args.out},
+        {"--dataset": args.dataset, "--train-dataset": args.train_dataset},
+    )
     report = diagnose(
         args.workdir, args.dataset, episodes=args.episodes, train_dataset=args.train_dataset,
         k=args.k, batch_size=args.batch_size,
