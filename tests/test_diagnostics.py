@@ -167,14 +167,32 @@ def test_diagnose_cli_on_a_tiny_run(toy, tmp_path, capsys):
     assert "diagnostics/agreement/success/exact/dim0" in tags
 
 
-def test_diagnose_bc_run_reports_agreement_only(toy, tmp_path):
-    from qtransformer.eval.diagnose import diagnose
+@pytest.mark.parametrize("loss", ["hl_gauss", "bc"])
+def test_network_outputs_of_an_untrained_agent(toy, loss):
+    from qtransformer.agent import QTransformerAgent
+    from qtransformer.datasets import read_meta
+    from qtransformer.eval.diagnose import load_steps, network_outputs
+    from qtransformer.network import word_vocabulary
+    from qtransformer.tokenizer import ActionTokenizer
+    from qtransformer.workdir import policy_specs
 
-    work = _trained(toy, tmp_path / "bc", "bc")
-    report = diagnose(work, toy, episodes=3, k=2)
-    assert "q" not in report and "entropy" not in report
-    assert len(report["agreement"]["all"]["exact"]) == 2
-    assert report["unseen_greedy_bin"]["k"] == 2
+    config, meta = TINY.replace(loss=loss), read_meta(toy)
+    agent = QTransformerAgent(*policy_specs(meta), config, word_vocabulary(meta.instructions))
+    tokenizer = ActionTokenizer(meta.action_low, meta.action_high, config.data.action_bins)
+    steps = load_steps(toy, 7, 10, config.data.gamma, tokenizer)
+    assert steps["state"].shape == (18, 3) and steps["first"].sum() == 3
+    np.testing.assert_array_equal(steps["success"], np.repeat([False, True, False], 6))
+    # Sparse reward 1 at the last step of the successful episode 8: G_t = gamma^(5 - t).
+    np.testing.assert_allclose(steps["mc_return"][6:12], 0.98 ** np.arange(5, -1, -1), 1e-6)
+    out = network_outputs(agent, config, steps, batch_size=5)
+    assert out["greedy_bins"].shape == (18, 2)
+    if loss == "bc":  # no Q-values: agreement and unseen bins only
+        assert set(out) == {"greedy_bins"}
+        return
+    # Position 0 sees no bins, so the greedy bin's Q there is the max over all bins >= data's.
+    assert np.all(out["q_greedy"][:, 0] >= out["q_data"][:, 0] - 1e-6)
+    v = config.model.value_bins
+    assert np.all((out["entropy_data"] > 0) & (out["entropy_data"] <= math.log(v) + 1e-6))
 
 
 def test_diagnose_errors_are_one_line(toy, tmp_path, capsys):
