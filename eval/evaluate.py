@@ -15,6 +15,8 @@ from __future__ import annotations
 
 import argparse
 
+from qtransformer.eval import external_eval
+
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     who = parser.add_mutually_exclusive_group(required=True)
@@ -37,11 +39,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="environments stepped in lockstep (default: min(episodes, 64); 1 = unbatched)",
     )
     parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    external_eval.add_arguments(parser)  # --env and its flags (eval/external.py)
 
 
 def run(args: argparse.Namespace) -> int:
     from qtransformer.eval import metrics, rollout
 
+    if getattr(args, "env", None):  # an environment we did not write
+        return external_eval.run(args)
     if args.episodes < 1:
         raise ValueError(f"--episodes must be >= 1, got {args.episodes}")
     if args.video and not args.video.endswith((".mp4", ".gif")):
