@@ -1,18 +1,26 @@
-"""The papers' comparison in our sim: HL-Gauss vs MSE vs two-hot vs BC on mixed-quality data.
-
-Builds a Q-Transformer-style dataset (about 10% clean expert demos, the rest the same
-behaviour replayed with action noise so that most episodes fail, sparse 0/1 reward),
-trains each method at several seeds, evaluates the policy exported at every checkpoint on
-the same held-out seeds, and writes one results file plus plots:
+"""The papers' benchmark in our sim: every baseline, tuned the same way on held-out seeds.
 
     qtransformer experiment --task pick_place --out runs/experiment \\
         --results eval/results/pick_place.json
 
-Every finished run is stored as OUT/runs/<method>_seed<k>/curve.json, so a re-run (after a
-crash or Ctrl-C) skips what is done; this also lets several processes share the work
-(e.g. `--methods hl_gauss,mse` and `--methods two_hot,bc` side by side), after which one
-call with every method gathers the cached runs into the results file. `--quick` is a tiny
-smoke-test version of the same thing.
+Protocol (fixed before any result was seen; recorded in the results file):
+
+1. Data: the papers' open-loop protocol (`qtransformer.datasets.replay`): 1/12 clean expert
+   demos, every other episode an open-loop replay of a demo's actions with Gaussian noise 0.3
+   (about 12% of those replays succeed on pick_place, so ~81% of all episodes fail), sparse
+   0/1 reward. `--replay closed_loop` gives the older, easier dataset for comparison.
+2. Tuning: every method gets the same budget, the 4 configurations of `GRID[method]` (learning
+   rate x its most sensitive knob), each trained once with training seed `TUNE_SEED` (never
+   used for the final runs) and scored by its final policy's success on `--val-episodes`
+   episodes of the VALIDATION evaluation seeds (base `VAL_SEED`). Ties go to the earlier entry.
+3. Test: the chosen configuration is trained with seeds 0..S-1 and every checkpoint is scored
+   on `--eval-episodes` episodes of the TEST evaluation seeds (base `TEST_SEED`; disjoint from
+   the validation seeds and from the dataset's seeds), the same episodes for every method.
+
+Every finished run is cached as CACHE/<run name>.json (default OUT/curves), so a re-run after a
+crash or Ctrl-C skips what is done, and several processes can share the work (`--methods
+hl_gauss,mse` beside `--methods bc,bc_filtered`); one call with every method then gathers the
+cached runs. `--quick` is a tiny smoke-test version of the same thing.
 """
 
 from __future__ import annotations
@@ -24,27 +32,72 @@ import sys
 import time
 from pathlib import Path
 
+from qtransformer import flags
 from qtransformer.eval.metrics import write_report
 
-METHODS = ("hl_gauss", "mse", "two_hot", "bc")
+METHODS = ("hl_gauss", "mse", "two_hot", "bc", "bc_filtered", "cql_sac")
+Q_LEARNERS = ("hl_gauss", "mse", "two_hot", "c51", "mse_linear")
+# TrainConfig overrides that make each method (cql_sac trains with qtransformer.cql_sac).
+METHOD_CONFIG = {
+    **{m: {"loss": m} for m in Q_LEARNERS},
+    "bc": {"loss": "bc"},
+    "bc_filtered": {"loss": "bc", "success_only": True},
+    "cql_sac": {},
+}
+_LRS = (3e-4, 1e-3)
+GRID = {
+    **{m: [{"learning_rate": lr, "alpha": a} for lr in _LRS for a in (1.0, 10.0)] for m in Q_LEARNERS},
+    **{m: [{"learning_rate": lr, "dropout": d} for lr in _LRS for d in (0.0, 0.1)] for m in ("bc", "bc_filtered")},
+    "cql_sac": [{"learning_rate": lr, "cql_alpha": a} for lr in _LRS for a in (1.0, 5.0)],
+}  # fmt: skip
+TUNE_SEED = 100
+VAL_SEED = 20_000
+TEST_SEED = 10_000
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--task", default="pick_place", help="sim task (default pick_place)")
-    parser.add_argument("--out", default="runs/experiment", help="work folder (resumable)")
-    parser.add_argument("--results", default=None, help="results JSON (default OUT/results.json)")
-    parser.add_argument("--methods", default=",".join(METHODS), help="comma list of losses")
-    parser.add_argument("--seeds", type=int, default=3, help="training seeds per method")
-    parser.add_argument("--episodes", type=int, default=400, help="dataset episodes")
-    parser.add_argument("--action-bins", type=int, default=None, help="bins per action dim")
-    parser.add_argument("--alpha", type=float, default=None, help="conservative weight")
-    parser.add_argument("--demo-fraction", type=float, default=0.1, help="clean expert demos")
-    parser.add_argument("--noise", type=float, default=0.4, help="action noise of the replays")
-    parser.add_argument("--steps", type=int, default=3000, help="gradient steps per run")
-    parser.add_argument("--evals", type=int, default=4, help="evaluation points per run")
-    parser.add_argument("--eval-episodes", type=int, default=100, help="episodes per evaluation")
-    parser.add_argument("--config", default=None, help="TrainConfig JSON shared by all runs")
-    parser.add_argument("--quick", action="store_true", help="tiny smoke-test sizes")
+    add = parser.add_argument
+    add("--task", default="pick_place", help="sim task (default pick_place)")
+    add("--out", default="runs/experiment", help="work folder (resumable; default %(default)s)")
+    add("--results", default=None, help="results JSON (default OUT/results.json)")
+    add("--cache", default=None, help="folder of finished-run JSONs (default OUT/curves)")
+    add("--methods", default=",".join(METHODS), help="comma list (default: all six)")
+    add("--seeds", type=flags.positive_int, default=5, help="training seeds per method (default 5)")
+    add("--episodes", type=flags.positive_int, default=480, help="dataset episodes (default 480)")
+    add("--replay", choices=("open_loop", "closed_loop"), default="open_loop",
+        help="data protocol (default open_loop, the papers')")  # fmt: skip
+    add(
+        "--demo-fraction", type=flags.probability, default=1 / 12, help="clean demos (default 1/12)"
+    )
+    add(
+        "--noise",
+        type=flags.nonneg_float,
+        default=0.3,
+        help="action noise of the replays (default 0.3)",
+    )
+    add(
+        "--steps",
+        type=flags.positive_int,
+        default=3000,
+        help="gradient steps per run (default 3000)",
+    )
+    add(
+        "--evals",
+        type=flags.positive_int,
+        default=3,
+        help="test evaluation points per run (default 3)",
+    )
+    add("--eval-episodes", type=flags.positive_int, default=100,
+        help="test episodes per evaluation")  # fmt: skip
+    add(
+        "--val-episodes",
+        type=flags.positive_int,
+        default=50,
+        help="validation episodes per tuning run",
+    )
+    add("--no-tune", action="store_true", help="skip the search; use each grid's first entry")
+    add("--config", default=None, help="TrainConfig JSON shared by all runs (default: none)")
+    add("--quick", action="store_true", help="tiny smoke-test sizes")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -54,10 +107,11 @@ def run(args: argparse.Namespace) -> int:
     bad = [m for m in methods if m not in METHODS]
     if bad:
         raise CliError(f"--methods: unknown {bad}; valid: {', '.join(METHODS)}")
-    if args.seeds < 1 or args.steps < 1 or args.evals < 1 or args.eval_episodes < 1:
-        raise CliError("--seeds, --steps, --evals and --eval-episodes must be >= 1")
+    if min(args.seeds, args.steps, args.evals, args.eval_episodes, args.val_episodes) < 1:
+        raise CliError("--seeds, --steps, --evals, --eval-episodes, --val-episodes must be >= 1")
     if args.quick:
-        args.episodes, args.steps, args.evals, args.eval_episodes = 12, 20, 2, 4
+        args.episodes, args.steps, args.evals = 12, 20, 2
+        args.eval_episodes, args.val_episodes = 4, 4
     out = Path(args.out)
     results_path = Path(args.results) if args.results else out / "results.json"
     results = run_experiment(args, methods, out)
@@ -74,102 +128,160 @@ def run_experiment(args: argparse.Namespace, methods: tuple[str, ...], out: Path
 
     start = time.time()
     dataset = out / "dataset"
-    mix = {"episodes": args.episodes, "demo_fraction": args.demo_fraction, "task": args.task}
-    mix["noise"] = args.noise
     if not dataset.exists():
         collect_dataset(
-            dataset,
-            tasks=(args.task,),
-            episodes=args.episodes,
-            demo_fraction=args.demo_fraction,
-            noise=args.noise,
-            seed=0,
-            progress=not args.quick,
-        )
-    mix.update(dataset_summary(dataset))
-
+            dataset, tasks=(args.task,), episodes=args.episodes, replay=args.replay,
+            demo_fraction=args.demo_fraction, noise=args.noise, seed=0, progress=not args.quick,
+        )  # fmt: skip
+    mix = dataset_summary(dataset)
+    replays = mix["by_source"].get("replay") or mix["by_source"].get("noisy", {})
+    protocol = {
+        "replay": args.replay,
+        "noise": args.noise,
+        "demo_fraction": args.demo_fraction,
+        "episodes": args.episodes,
+        "replay_success_rate": replays.get("successes", 0) / max(1, replays.get("episodes", 0)),
+        "dataset_success_rate": mix["successes"] / mix["num_episodes"],
+    }
     base = TrainConfig.from_file(args.config) if args.config else TrainConfig()
-    base = base.replace(action_bins=args.action_bins, alpha=args.alpha)
-    every = max(1, args.steps // args.evals)
-    curves: dict[str, list[dict]] = {}
+    cache = Path(args.cache) if args.cache else out / "curves"
+    runner = _Runner(dataset, out, cache, base, args)
+    summaries, tuning = {}, {}
     for method in methods:
-        for seed in range(args.seeds):
-            config = base.replace(loss=method, seed=seed, steps=args.steps, checkpoint_every=every)
-            run_dir = out / "runs" / f"{method}_seed{seed}"
-            curves.setdefault(method, []).append(
-                train_and_evaluate(
-                    dataset, run_dir, config, args.task, args.eval_episodes, not args.quick
-                )
-            )
-    command = (
-        "qtransformer " + " ".join(sys.argv[1:]) if sys.argv[0].endswith("qtransformer") else ""
-    )
+        grid = GRID[method][:2] if args.quick else GRID[method]
+        if args.no_tune:
+            grid = grid[:1]
+        scores = [runner.tune(method, params) for params in grid]
+        best = max(range(len(grid)), key=lambda i: (scores[i], -i))
+        tuning[method] = {
+            "grid": grid,
+            "validation_success": scores,
+            "chosen": grid[best],
+            "why": "highest validation success of the final policy (ties: earlier entry)",
+        }
+        curves = [runner.test(method, grid[best], seed) for seed in range(args.seeds)]
+        summaries[method] = {
+            **summarize_method(curves, args.eval_episodes),
+            "chosen": grid[best],
+        }
+    command = "qtransformer " + " ".join(sys.argv[1:]) if "qtransformer" in sys.argv[0] else ""
     return {
         "task": args.task,
         "command": command,
+        "protocol": protocol,
         "dataset_mix": mix,
+        "validation_seeds": f"rollout.episode_seed({VAL_SEED}, task, i), i < {args.val_episodes}",
+        "test_seeds": f"rollout.episode_seed({TEST_SEED}, task, i), i < {args.eval_episodes}",
+        "tuning_train_seed": TUNE_SEED,
+        "train_seeds": list(range(args.seeds)),
         "train_steps": args.steps,
-        "action_bins": base.data.action_bins,
-        "alpha": base.alpha,
+        "base_config": json.loads(base.to_json()),
+        "tuning": tuning,
         "wall_time_s": round(time.time() - start, 1),
         "cpu_count": os.cpu_count(),
-        "methods": {m: summarize_method(curves[m], args.eval_episodes) for m in methods},
+        "methods": summaries,
     }
 
 
-def train_and_evaluate(
-    dataset: Path, run_dir: Path, config, task: str, episodes: int, progress: bool = True
-) -> dict:
-    """Train one (method, seed) and evaluate each exported checkpoint; cached in curve.json."""
+class _Runner:
+    """Trains and evaluates one (method, params, seed), cached by run name."""
+
+    def __init__(self, dataset: Path, out: Path, cache: Path, base, args):
+        self.dataset, self.out, self.cache, self.base, self.args = dataset, out, cache, base, args
+
+    def tune(self, method: str, params: dict) -> float:
+        name = f"tune_{method}_{_tag(params)}_seed{TUNE_SEED}"
+        curve = self._run(name, method, params, TUNE_SEED, VAL_SEED, self.args.val_episodes, 1)
+        return curve["points"][-1]["success_rate"]
+
+    def test(self, method: str, params: dict, seed: int) -> dict:
+        name = f"test_{method}_{_tag(params)}_seed{seed}"
+        args = self.args
+        return self._run(name, method, params, seed, TEST_SEED, args.eval_episodes, args.evals)
+
+    def _run(self, name, method, params, seed, eval_seed, episodes, evals) -> dict:
+        path = self.cache / f"{name}.json"
+        if path.exists():
+            return json.loads(path.read_text())
+        run_dir = self.out / "runs" / name
+        every = max(1, self.args.steps // evals)
+        t0 = time.time()
+        if method == "cql_sac":
+            from qtransformer.cql_sac import train_cql_sac
+
+            train_cql_sac(
+                self.dataset, run_dir, steps=self.args.steps, seed=seed, checkpoint_every=every,
+                progress=not self.args.quick, **params,
+            )  # fmt: skip
+        else:
+            from qtransformer.train import train
+
+            config = self.base.replace(
+                **METHOD_CONFIG[method], **params, seed=seed, steps=self.args.steps,
+                checkpoint_every=every,
+            )  # fmt: skip
+            train(self.dataset, run_dir, config, progress=not self.args.quick)
+        train_s = time.time() - t0
+        steps = sorted(int(p.name) for p in (run_dir / "policies").iterdir())
+        if evals == 1:
+            steps = steps[-1:]
+        points = [
+            {"step": step, **evaluate_policy(run_dir / "policies" / str(step), self.args.task,
+                                             episodes, eval_seed)}
+            for step in steps
+        ]  # fmt: skip
+        curve = {"method": method, "params": params, "seed": seed, "eval_seed": eval_seed,
+                 "train_s": round(train_s, 1), "points": points}  # fmt: skip
+        write_report(curve, path)
+        return curve
+
+
+def _tag(params: dict) -> str:
+    return "_".join(f"{k}{v:g}" for k, v in sorted(params.items()))
+
+
+def evaluate_policy(policy_dir: Path, task: str, episodes: int, seed: int) -> dict:
     import tensorflow as tf
 
     from qtransformer.eval.rollout import evaluate
-    from qtransformer.train import train
 
-    curve_path = run_dir / "curve.json"
-    if curve_path.exists():
-        return json.loads(curve_path.read_text())
-    t0 = time.time()
-    train(dataset, run_dir, config, progress=progress)
-    train_s = time.time() - t0
-    points = []
-    for policy_dir in sorted((run_dir / "policies").iterdir(), key=lambda p: int(p.name)):
-        policy = tf.saved_model.load(str(policy_dir))
-        # The same evaluation seeds for every method and checkpoint: paired comparison.
-        report = evaluate(policy, task, episodes, seed=10_000, progress=False)
-        points.append({"step": int(policy_dir.name), **_counts(report)})
-    curve = {
-        "loss": config.loss,
-        "seed": config.seed,
-        "train_s": round(train_s, 1),
-        "points": points,
+    report = evaluate(tf.saved_model.load(str(policy_dir)), task, episodes, seed=seed,
+                      progress=False)  # fmt: skip
+    return {
+        "successes": int(report["successes"]),
+        "episodes": int(report["episodes"]),
+        "success_rate": float(report["success_rate"]),
+        "mean_episode_length": float(report["mean_episode_length"]),
     }
-    write_report(curve, curve_path)
-    return curve
 
 
 def summarize_method(curves: list[dict], episodes: int) -> dict:
-    """Mean success over seeds at each step; peak and final with pooled Wilson intervals."""
-    from qtransformer.eval.metrics import wilson_interval
+    """Pooled (Wilson) and seed-level (t) summaries of one method's test curves."""
+    from qtransformer.eval.metrics import t_interval, wilson_interval
 
     steps = sorted({p["step"] for c in curves for p in c["points"]})
     by_step = []
     for step in steps:
         pts = [p for c in curves for p in c["points"] if p["step"] == step]
         k, n = sum(p["successes"] for p in pts), sum(p["episodes"] for p in pts)
-        by_step.append({"step": step, "success": k / n, "ci95": list(wilson_interval(k, n))})
+        rates = [p["success_rate"] for p in pts]
+        by_step.append({"step": step, "success": k / n, "ci95": list(wilson_interval(k, n)),
+                        "seed_ci95": list(t_interval(rates))})  # fmt: skip
     peak = max(by_step, key=lambda s: s["success"])
     final = by_step[-1]
+    per_seed = [c["points"][-1]["success_rate"] for c in curves]
     return {
         "peak_success": peak["success"],
         "peak_step": peak["step"],
         "peak_ci95": peak["ci95"],
         "final_success": final["success"],
         "final_ci95": final["ci95"],
+        "seed_mean": sum(per_seed) / len(per_seed),
+        "seed_ci95": list(t_interval(per_seed)),
+        "per_seed_final": per_seed,
         "seeds": len(curves),
         "episodes_per_eval": episodes,
         "curve": by_step,
-        "per_seed_final": [c["points"][-1]["success_rate"] for c in curves],
         "train_s_per_seed": [c["train_s"] for c in curves],
     }
 
@@ -186,36 +298,42 @@ def dataset_summary(dataset: Path) -> dict:
         entry[1] += int(md["success"].numpy())
     return {
         "num_episodes": meta.num_episodes,
+        "successes": sum(k for _, k in sources.values()),
         "by_source": {s: {"episodes": n, "successes": k} for s, (n, k) in sorted(sources.items())},
     }
 
 
 def plot_results(results: dict, stem: Path) -> None:
+    """Success vs step (pooled Wilson band) and final success bars with per-seed dots."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    import numpy as np
 
     methods = results["methods"]
-    fig, (curve_ax, bar_ax) = plt.subplots(1, 2, figsize=(11, 4))
+    fig, (curve_ax, bar_ax) = plt.subplots(1, 2, figsize=(12, 4.2))
     for name, m in methods.items():
         steps = [p["step"] for p in m["curve"]]
-        mean = [p["success"] for p in m["curve"]]
-        curve_ax.plot(steps, mean, marker="o", label=name)
-        curve_ax.fill_between(
-            steps, [p["ci95"][0] for p in m["curve"]], [p["ci95"][1] for p in m["curve"]], alpha=0.2
-        )
-    curve_ax.set(xlabel="training step", ylabel="success rate", ylim=(0, 1))
-    curve_ax.set_title(f"{results['task']}: success vs step (95% Wilson)")
-    curve_ax.legend()
+        curve_ax.plot(steps, [p["success"] for p in m["curve"]], marker="o", label=name)
+        low = [p["ci95"][0] for p in m["curve"]]
+        curve_ax.fill_between(steps, low, [p["ci95"][1] for p in m["curve"]], alpha=0.15)
+    curve_ax.set(xlabel="training step", ylabel="test success rate", ylim=(0, 1))
+    curve_ax.set_title(f"{results['task']}: success vs step (pooled 95% Wilson)")
+    curve_ax.legend(fontsize=8)
     names = list(methods)
-    finals = [methods[n]["final_success"] for n in names]
-    errs = [
-        [f - methods[n]["final_ci95"][0] for n, f in zip(names, finals, strict=True)],
-        [methods[n]["final_ci95"][1] - f for n, f in zip(names, finals, strict=True)],
-    ]
-    bar_ax.bar(names, finals, yerr=errs, capsize=6, color="tab:blue")
-    bar_ax.set(ylabel="final success rate", ylim=(0, 1), title="final success (95% Wilson)")
+    x = np.arange(len(names))
+    means = [methods[n]["seed_mean"] for n in names]
+    errs = np.array([[mu - methods[n]["seed_ci95"][0], methods[n]["seed_ci95"][1] - mu]
+                     for n, mu in zip(names, means, strict=True)]).T  # fmt: skip
+    bar_ax.bar(x, means, yerr=np.clip(errs, 0, None), capsize=6, color="tab:blue", alpha=0.6)
+    for i, n in enumerate(names):
+        dots = methods[n]["per_seed_final"]
+        bar_ax.scatter(np.full(len(dots), i) + np.linspace(-0.15, 0.15, len(dots)), dots,
+                       color="black", s=12, zorder=3)  # fmt: skip
+    bar_ax.set_xticks(x, names, rotation=20)
+    bar_ax.set(ylabel="final test success", ylim=(0, 1),
+               title="final success: seed mean, 95% t interval, seeds as dots")  # fmt: skip
     fig.tight_layout()
     stem.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(f"{stem}.png", dpi=100)
@@ -223,19 +341,12 @@ def plot_results(results: dict, stem: Path) -> None:
 
 
 def print_table(results: dict) -> None:
-    print(f"{'method':<10} {'peak':>6} {'final':>6}  final 95% CI     seeds")
+    print(f"{'method':<12} {'peak':>6} {'final':>6}  pooled 95%       seed mean [95% t]    chosen")
     for name, m in results["methods"].items():
         low, high = m["final_ci95"]
+        s_low, s_high = m["seed_ci95"]
         print(
-            f"{name:<10} {m['peak_success']:6.3f} {m['final_success']:6.3f}  "
-            f"[{low:.3f}, {high:.3f}]  {m['seeds']}"
+            f"{name:<12} {m['peak_success']:6.3f} {m['final_success']:6.3f}  "
+            f"[{low:.3f}, {high:.3f}]  {m['seed_mean']:.3f} [{s_low:.3f}, {s_high:.3f}]  "
+            f"{m['chosen']}"
         )
-
-
-def _counts(report: dict) -> dict:
-    return {
-        "successes": int(report["successes"]),
-        "episodes": int(report["episodes"]),
-        "success_rate": float(report["success_rate"]),
-        "mean_episode_length": float(report["mean_episode_length"]),
-    }

@@ -44,6 +44,30 @@ def wilson_interval(successes: int, n: int, z: float = 1.96) -> tuple[float, flo
     return max(0.0, centre - half), min(1.0, centre + half)
 
 
+# Two-sided 97.5% quantiles of Student's t with df = 1..30 (scipy.stats.t.ppf(0.975, df)).
+_T975 = (12.7062, 4.3027, 3.1824, 2.7764, 2.5706, 2.4469, 2.3646, 2.3060, 2.2622, 2.2281,
+         2.2010, 2.1788, 2.1604, 2.1448, 2.1314, 2.1199, 2.1098, 2.1009, 2.0930, 2.0860,
+         2.0796, 2.0739, 2.0687, 2.0639, 2.0595, 2.0555, 2.0518, 2.0484, 2.0452, 2.0423)  # fmt: skip
+
+
+def t_interval(values: Sequence[float]) -> tuple[float, float]:
+    """95% Student-t interval of the mean of `values` (e.g. one success rate per seed).
+
+    mean +- t_{0.975, n-1} * s / sqrt(n), s the sample standard deviation (n - 1 in the
+    denominator); df > 30 uses the normal 1.96. One value gives (mean, mean): no spread known.
+    """
+    n = len(values)
+    if n == 0:
+        raise ValueError("t_interval needs at least one value")
+    mean = sum(values) / n
+    if n == 1:
+        return mean, mean
+    sd = math.sqrt(sum((v - mean) ** 2 for v in values) / (n - 1))
+    t = _T975[n - 2] if n - 1 <= len(_T975) else 1.96
+    half = t * sd / math.sqrt(n)
+    return mean - half, mean + half
+
+
 def summarize(successes: Sequence[bool], returns: Sequence[float], lengths: Sequence[int]) -> dict:
     """Aggregate per-episode outcomes into the numeric report fields."""
     n = len(successes)

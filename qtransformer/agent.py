@@ -11,7 +11,12 @@ with y from `qtransformer.targets` (target network, n-step, MC lower bound) and
 p(y) the HL-Gauss / two-hot distribution of the scalar target. c51 uses the
 projected target-network distribution instead of p(y) (see
 `targets.c51_target_distribution`); where the MC bound lifts the target above its
-mean, the two-hot of G_t replaces it. mse: 0.5 (Q - y)^2 and 0.5 (Q - v_min)^2.
+mean, the two-hot of G_t replaces it. The value distribution lives on
+`ModelConfig.value_support()`, [v_min, v_max] padded by a few bins so that v_min (the
+conservative target) and v_max are representable.
+
+mse (the Q-Transformer paper's baseline): Q = v_min + (v_max - v_min) sigmoid(output),
+loss 0.5 (Q - y)^2 and 0.5 (Q - v_min)^2 (conservative). mse_linear: the same with Q = output.
 
 bc (behaviour cloning baseline): the same network built with one output per bin
 ([B, D, A], like mse) whose outputs are used as the logits of a softmax over the
@@ -29,12 +34,10 @@ from tf_agents.agents import tf_agent
 from tf_agents.utils import common
 
 from qtransformer import losses, targets
-from qtransformer.config import TrainConfig
+from qtransformer.config import CLASSIFICATION, TrainConfig
 from qtransformer.network import QTransformerNetwork
 from qtransformer.policy import QTransformerPolicy
 from qtransformer.tokenizer import ActionTokenizer
-
-CLASSIFICATION = ("hl_gauss", "two_hot", "c51")
 
 
 class QTransformerAgent(tf_agent.TFAgent):
@@ -83,7 +86,7 @@ class QTransformerAgent(tf_agent.TFAgent):
                 0, dtype=tf.int64, trainable=False, name="train_step",
                 aggregation=tf.VariableAggregation.ONLY_FIRST_REPLICA,
             )  # fmt: skip
-        value_range = (config.model.v_min, config.model.v_max) if value_bins else None
+        value_range = config.model.value_support() if value_bins else None
         policy = QTransformerPolicy(
             time_step_spec, action_spec, q_network, self._tokenizer, value_range
         )
@@ -129,7 +132,10 @@ class QTransformerAgent(tf_agent.TFAgent):
             # Dense first: embedding gradients are IndexedSlices of replica-dependent size.
             grads = [tf.convert_to_tensor(g) for g in grads]
             grads = tf.distribute.get_replica_context().all_reduce("sum", grads)
-        grads, grad_norm = tf.clip_by_global_norm(grads, self._config.grad_clip)
+        if self._config.grad_clip > 0:
+            grads, grad_norm = tf.clip_by_global_norm(grads, self._config.grad_clip)
+        else:
+            grad_norm = tf.linalg.global_norm(grads)
         variables = self._q_network.trainable_variables
         pairs = zip(grads, variables, strict=True)
         self._optimizer.apply_gradients(pairs, skip_gradients_aggregation=True)
@@ -170,7 +176,7 @@ class QTransformerAgent(tf_agent.TFAgent):
         y, y_bounded, t_out, q_t = self._targets(batch, bins)
         q_all = self._q_values(logits)
         q_taken = targets.taken(q_all, bins)
-        if cfg.loss == "mse":
+        if cfg.loss in ("mse", "mse_linear"):
             td = tf.reduce_mean(losses.mse(q_taken, y_bounded))
             cons = targets.unseen_average(losses.mse(q_all, model.v_min), bins)
         else:
@@ -179,8 +185,7 @@ class QTransformerAgent(tf_agent.TFAgent):
             p_min = losses.target_probs(
                 "two_hot" if cfg.loss == "c51" else cfg.loss,
                 tf.constant(model.v_min),
-                model.v_min,
-                model.v_max,
+                *model.value_support(),
                 model.value_bins,
                 cfg.sigma_ratio,
             )  # fmt: skip  [V], broadcast over [B, D, A]
@@ -201,40 +206,57 @@ class QTransformerAgent(tf_agent.TFAgent):
         return self._targets(batch, tf.cast(batch["action_bins"], tf.int32))[1]
 
     def _targets(self, batch, bins):
-        """(y, y after the MC bound, target-net outputs [2B, ...], target-net Q [2B, D, A])."""
-        batch_size = tf.shape(bins)[0]
-        both = tf.nest.map_structure(
-            lambda a, b: tf.concat([a, b], 0), batch["observation"], batch["next_observation"]
+        """(y, y after the MC bound, target-net outputs, target-net Q).
+
+        The last two are pairs: (on (s, data bins) [B, D, A, ...], on s' at position 0
+        [B, A, ...]); only position 0 of s' (dimension 1, which sees no bins) is used.
+        """
+        t_out = (
+            _apply(self._target_q_network, (batch["observation"], bins)),
+            self._next_state_outputs(batch["next_observation"], bins),
         )
-        # Zero bins for s': only position 0 (dimension 1) is used, and it never sees bins.
-        t_out = _apply(self._target_q_network, (both, tf.concat([bins, tf.zeros_like(bins)], 0)))
-        t_out = tf.stop_gradient(t_out)
-        q_t = self._q_values(t_out)
-        y = targets.bellman_targets(
-            q_t[:batch_size], q_t[batch_size:, 0], batch["reward"], batch["discount"]
-        )
+        t_out = tf.nest.map_structure(tf.stop_gradient, t_out)
+        q_t = (self._q_values(t_out[0]), self._q_values(t_out[1]))
+        y = targets.bellman_targets(q_t[0], q_t[1], batch["reward"], batch["discount"])
         y_bounded = (
             targets.mc_lower_bound(y, batch["mc_return"]) if self._config.mc_lower_bound else y
         )
         return y, y_bounded, t_out, q_t
 
-    def _q_values(self, outputs: tf.Tensor) -> tf.Tensor:
-        if self._config.loss == "mse":
+    # Benchmark-only switch (`qtransformer.benchmarks`): run s' through all D positions with
+    # zero bins, as before the one-token pass, to measure what the one-token pass saves.
+    _pad_next_state = False
+
+    def _next_state_outputs(self, next_observation, bins) -> tf.Tensor:
+        """Target-net outputs at position 0 on s' [B, A, ...]: a sequence of length 1."""
+        if self._pad_next_state:
+            return _apply(self._target_q_network, (next_observation, tf.zeros_like(bins)))[:, 0]
+        return self._target_q_network.first_logits(next_observation)
+
+    def q_values(self, outputs: tf.Tensor) -> tf.Tensor:
+        """Scalar Q [B, D, A] from the network's outputs ([B, D, A] or [B, D, A, V])."""
+        model = self._config.model
+        if self._config.loss == "mse_linear":
             return outputs
-        return losses.expected_value(outputs, self._config.model.v_min, self._config.model.v_max)
+        if self._config.loss == "mse":  # the paper's sigmoid-bounded Q for 0/1 rewards
+            return model.v_min + (model.v_max - model.v_min) * tf.sigmoid(outputs)
+        return losses.expected_value(outputs, *model.value_support())
+
+    _q_values = q_values
 
     def _target_distribution(self, cfg, t_out, q_t, batch, y, y_bounded):
-        model, batch_size = cfg.model, tf.shape(y)[0]
+        model = cfg.model
+        lo, hi = model.value_support()
         if cfg.loss != "c51":
             return losses.target_probs(
-                cfg.loss, y_bounded, model.v_min, model.v_max, model.value_bins, cfg.sigma_ratio
+                cfg.loss, y_bounded, lo, hi, model.value_bins, cfg.sigma_ratio
             )
-        probs = tf.nn.softmax(t_out, axis=-1)
+        probs = [tf.nn.softmax(t, axis=-1) for t in t_out]  # (s [B, D, A, V], s' [B, A, V])
         dist = targets.c51_target_distribution(
-            probs[:batch_size], q_t[:batch_size], probs[batch_size:, 0], q_t[batch_size:, 0],
-            batch["reward"], batch["discount"], model.v_min, model.v_max,
+            probs[0], q_t[0], probs[1], q_t[1],
+            batch["reward"], batch["discount"], lo, hi,
         )  # fmt: skip
-        lifted = losses.two_hot_probs(y_bounded, model.v_min, model.v_max, model.value_bins)
+        lifted = losses.two_hot_probs(y_bounded, lo, hi, model.value_bins)
         return tf.where((y_bounded > y)[..., tf.newaxis], lifted, dist)
 
 

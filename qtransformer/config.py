@@ -12,7 +12,9 @@ from pathlib import Path
 
 from qtransformer import flags
 
-LOSSES = ("hl_gauss", "two_hot", "c51", "mse", "bc")
+LOSSES = ("hl_gauss", "two_hot", "c51", "mse", "mse_linear", "bc")
+# Losses whose network outputs a value distribution over `value_bins` (the rest: one scalar).
+CLASSIFICATION = ("hl_gauss", "two_hot", "c51")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -21,19 +23,24 @@ class DataConfig:
 
     Attributes:
       action_bins: bins per action dimension. The paper used 256 on far more data; with a
-        few hundred sim episodes every bin needs enough samples, so the default is 16 (see
-        README Results). `--action-bins 256` gives the paper's size (`qtransformer bench`).
+        few hundred sim episodes every bin needs enough samples, so the default is 17 (see
+        README Results). Odd, so that a zero action (no motion) is a bin centre: with an
+        even count an exact 0 becomes +half a bin, a one-sided drift. `--action-bins 256`
+        gives the paper's size (`qtransformer bench`).
       n_step: reward steps summed before bootstrapping (Q-Transformer uses n-step returns).
       gamma: discount per control step.
       batch_size: transitions per training batch.
       shuffle_buffer: transitions held for shuffling across episodes.
+      success_only: train on successful episodes only (`episode_metadata/success`); the
+        `bc_filtered` baseline is BC with this set.
     """
 
-    action_bins: int = 16
+    action_bins: int = 17
     n_step: int = 3
     gamma: float = 0.98
     batch_size: int = 128
     shuffle_buffer: int = 20_000
+    success_only: bool = False
 
     def __post_init__(self):
         _check_ranges(self, _DATACONFIG_RULES)
@@ -48,13 +55,22 @@ class ModelConfig:
       num_layers: transformer blocks.
       num_heads: attention heads.
       value_bins: categories of the value distribution (classification losses).
-      v_min, v_max: value support; rewards are sparse 0/1, so [0, 1].
+      v_min, v_max: range of the values; rewards are sparse 0/1, so [0, 1]. v_min is also
+        the value the conservative regulariser pushes unseen bins toward.
       v_from_data: `train` replaces v_min, v_max by the dataset's value range (metadata.json,
         qtransformer/value_range.py); false (`--v-min/--v-max`): use them as given, refused if
         they cannot hold the data's values.
+      support_padding: bins of width w added beyond each end of [v_min, v_max] for the value
+        distribution (see `value_support`): without them HL-Gauss cannot represent v_min or
+        v_max themselves (a Gaussian cut at the edge has mean 0.02 and 0.98 on [0, 1]).
       head: "factorised" (cheap low-rank head, see network.py) or "full".
       head_rank: rank R of the factorised head (R MACs per value logit instead of embed_dim).
       dropout: dropout rate inside the transformer.
+      image_shift: random-shift augmentation of observation images during training, in pixels
+        (pad and random crop, DrQ; 4 is the usual value at 64x64); 0 = off. See image_encoder.py.
+      mixed_precision: compute in bfloat16 (Keras "mixed_bfloat16": float32 variables,
+        bfloat16 matmuls); logits, value distributions and losses stay float32. For GPUs/TPUs:
+        on CPU it is slower (see README Benchmarks).
     """
 
     embed_dim: int = 64
@@ -64,12 +80,30 @@ class ModelConfig:
     v_min: float = 0.0
     v_max: float = 1.0
     v_from_data: bool = True
+    support_padding: int = 3
     head: str = "factorised"
     head_rank: int = 32
     dropout: float = 0.0
+    image_shift: int = 0
+    mixed_precision: bool = False
 
     def __post_init__(self):
         _check_ranges(self, _MODELCONFIG_RULES)
+
+    def value_support(self) -> tuple[float, float]:
+        """(lo, hi) of the value distribution's bins: [v_min, v_max] padded on both sides.
+
+        value_bins bins of width w = (v_max - v_min) / (value_bins - 2 p), p =
+        support_padding, so [v_min, v_max] spans value_bins - 2p bins and p bins lie beyond
+        each end. Example: v in [0, 1], 32 bins, p = 3: w = 1/26, support [-3/26, 29/26].
+        """
+        p = self.support_padding
+        if self.value_bins - 2 * p < 1:
+            raise ValueError(
+                f"value_bins ({self.value_bins}) must exceed 2 * support_padding ({2 * p})"
+            )
+        width = (self.v_max - self.v_min) / (self.value_bins - 2 * p)
+        return self.v_min - p * width, self.v_max + p * width
 
 
 @dataclasses.dataclass(frozen=True)
@@ -77,10 +111,14 @@ class TrainConfig:
     """Offline training.
 
     Attributes:
-      loss: hl_gauss (default), two_hot, c51, mse, or bc (behaviour cloning).
+      loss: hl_gauss (default), two_hot, c51, mse (the paper's regression baseline: Q =
+        v_min + (v_max - v_min) sigmoid(output), squared error), mse_linear (unbounded linear
+        Q, squared error), or bc (behaviour cloning).
       steps: total gradient steps (a resumed run continues to this number).
       learning_rate: Adam step size.
-      grad_clip: global-norm gradient clipping.
+      grad_clip: global-norm gradient clipping; 0 disables it (the default: Adam already
+        normalises the step, and one fixed clip value binds the losses very differently, e.g.
+        initial gradient norm ~24 for MSE against ~1.9 for HL-Gauss).
       alpha: weight of the conservative regulariser on bins not in the data.
       mc_lower_bound: clip TD targets from below by the Monte-Carlo return.
       sigma_ratio: HL-Gauss sigma in bin widths (paper: 0.75).
@@ -101,7 +139,7 @@ class TrainConfig:
     loss: str = "hl_gauss"
     steps: int = 8000
     learning_rate: float = 3e-4
-    grad_clip: float = 1.0
+    grad_clip: float = 0.0
     alpha: float = 1.0
     mc_lower_bound: bool = True
     sigma_ratio: float = 0.75

@@ -18,6 +18,7 @@ Element shapes are listed in `make_transition_dataset`.
 
 from __future__ import annotations
 
+import os
 import time
 from pathlib import Path
 
@@ -28,6 +29,7 @@ from qtransformer.datasets.rlds_io import DatasetMeta, load_dataset
 from qtransformer.tokenizer import ActionTokenizer
 
 _MAX_EPISODE_STEPS = 1_000_000  # "the whole episode" for steps.batch
+EPISODE_LOG_ENV = "QTRANSFORMER_EPISODE_LOG"
 
 
 def episode_transitions(steps: dict, n_step: int, gamma: float) -> dict:
@@ -100,8 +102,11 @@ def make_transition_dataset(
     seed: int = 0,
     batch_size: int | None = None,
     cache: bool = True,
+    shard: tuple[int, int] | None = None,
 ) -> tuple[tf.data.Dataset, DatasetMeta]:
     """Training batches from an RLDS dataset directory.
+
+    shard=(n, i): only episodes with index % n == i (see `shard_episodes`); None: all.
 
     Elements (B = batch_size, default data_config.batch_size; drop_remainder=True):
       observation / next_observation: {state float32[B,S], instruction string[B],
@@ -110,6 +115,10 @@ def make_transition_dataset(
       and data_config.action_bins), reward, discount, mc_return float32[B], is_terminal bool[B].
     """
     episodes, meta = load_dataset(dataset_dir)
+    if shard is not None:
+        episodes = shard_episodes(episodes, *shard)
+    if data_config.success_only:  # bc_filtered: successful episodes only
+        episodes = episodes.filter(lambda ep: tf.cast(ep["episode_metadata"]["success"], tf.bool))
     tokenizer = ActionTokenizer(meta.action_low, meta.action_high, data_config.action_bins)
     ds = transitions_from_episodes(episodes, data_config.n_step, data_config.gamma)
     if cache:
@@ -126,6 +135,60 @@ def make_transition_dataset(
 
     ds = ds.map(add_bins, num_parallel_calls=tf.data.AUTOTUNE)
     return ds.prefetch(tf.data.AUTOTUNE), meta
+
+
+def shard_episodes(episodes: tf.data.Dataset, num_shards: int, index: int) -> tf.data.Dataset:
+    """Episodes number k (order of the dataset files) with k % num_shards == index.
+
+    If the environment variable QTRANSFORMER_EPISODE_LOG names a folder, the ids of the
+    episodes this shard reads are appended there to `shard-<index>-of-<num_shards>.txt`
+    (one per line, on first read: a check that workers consume disjoint shards).
+    """
+    ids = episodes.enumerate()
+    if num_shards > 1:
+        ids = ids.shard(num_shards, index)
+    log_dir = os.environ.get(EPISODE_LOG_ENV)
+    if log_dir:
+        path = Path(log_dir) / f"shard-{index}-of-{num_shards}.txt"
+        path.parent.mkdir(parents=True, exist_ok=True)
+
+        def record(k):
+            with open(path, "a") as f:
+                f.write(f"{int(k)}\n")
+            return True
+
+        ids = ids.filter(lambda k, _: tf.py_function(record, [k], tf.bool))
+    return ids.map(lambda _, episode: episode)
+
+
+def distributed_transition_dataset(
+    strategy, dataset_dir: str | Path, data_config: DataConfig, *, seed: int = 0
+):
+    """Per-worker training input: `strategy.distribute_datasets_from_function`.
+
+    Each input pipeline (one per worker) reads only its shard of the episodes
+    (InputContext.input_pipeline_id of num_input_pipelines, by episode) and batches
+    per-replica batch = data_config.batch_size / num_replicas_in_sync, so `batch_size` is the
+    global batch on 1 or N workers. With one pipeline and one replica the batches are those of
+    `make_transition_dataset` (same seed, same order). Elements are (batch, ()) per replica,
+    as the tf_agents Learner expects.
+    """
+    replicas = strategy.num_replicas_in_sync
+    if data_config.batch_size % replicas:
+        raise ValueError(
+            f"--batch-size {data_config.batch_size} (the global batch) must be divisible by "
+            f"the {replicas} replicas of the strategy"
+        )
+
+    def dataset_fn(ctx: tf.distribute.InputContext) -> tf.data.Dataset:
+        shard = (ctx.num_input_pipelines, ctx.input_pipeline_id)
+        per_replica = ctx.get_per_replica_batch_size(data_config.batch_size)
+        ds, _ = make_transition_dataset(
+            dataset_dir, data_config, seed=seed, batch_size=per_replica, shard=shard
+        )
+        return ds.map(lambda batch: (batch, ()))
+
+    return strategy.distribute_datasets_from_function(dataset_fn)
 
 
 def measure_throughput(

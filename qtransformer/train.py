@@ -22,9 +22,10 @@ import math
 import time
 from pathlib import Path
 
-from qtransformer import value_range
+from qtransformer import flags, value_range
 from qtransformer.config import LOSSES, TrainConfig
 from qtransformer.workdir import (
+    check_resume,
     check_workdir_config,
     export_policy,
     make_strategy,
@@ -36,30 +37,93 @@ from qtransformer.workdir import (
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--dataset", required=True, help="RLDS dataset directory")
     parser.add_argument("--workdir", required=True, help="checkpoints, summaries, policy")
-    parser.add_argument("--config", help="TrainConfig JSON file; flags override it")
-    parser.add_argument("--loss", choices=LOSSES)
+    parser.add_argument(
+        "--config", help="TrainConfig JSON file; flags override it (default: TrainConfig defaults)"
+    )
     add = parser.add_argument
-    add("--steps", type=int)
-    add("--batch-size", type=int)
-    add("--action-bins", type=int)
-    add("--value-bins", type=int)
-    add("--embed-dim", type=int)
-    add("--layers", type=int)
-    add("--heads", type=int)
-    add("--head", choices=("factorised", "full"))
-    add("--alpha", type=float, help="weight of the conservative regulariser")
-    add("--n-step", type=int)
-    add("--gamma", type=float)
-    add("--v-min", type=float, help="lower end of the value range (default: from the dataset)")
-    add("--v-max", type=float, help="upper end of the value range (default: from the dataset)")
-    add("--lr", type=float, help="Adam learning rate")
-    add("--seed", type=int)
+    D = TrainConfig()  # noqa: N806 - the defaults shown in the help
+    add("--loss", choices=LOSSES, help=f"value loss, or bc (default: {D.loss})")
+    add("--steps", type=flags.positive_int, help=f"total gradient steps (default: {D.steps})")
+    add(
+        "--batch-size",
+        type=flags.positive_int,
+        help=f"transitions per batch (default: {D.data.batch_size})",
+    )
+    add(
+        "--action-bins",
+        type=flags.bins,
+        help=f"bins per action dimension (default: {D.data.action_bins})",
+    )
+    add(
+        "--value-bins",
+        type=flags.bins,
+        help=f"bins of the value distribution (default: {D.model.value_bins})",
+    )
+    add(
+        "--embed-dim",
+        type=flags.positive_int,
+        help=f"transformer width (default: {D.model.embed_dim})",
+    )
+    add(
+        "--layers",
+        type=flags.positive_int,
+        help=f"transformer blocks (default: {D.model.num_layers})",
+    )
+    add(
+        "--heads",
+        type=flags.positive_int,
+        help=f"attention heads; must divide --embed-dim (default: {D.model.num_heads})",
+    )
+    add("--head", choices=("factorised", "full"), help=f"Q head (default: {D.model.head})")
+    add(
+        "--alpha",
+        type=flags.nonneg_float,
+        help=f"weight of the conservative regulariser (default: {D.alpha})",
+    )
+    add(
+        "--n-step",
+        type=flags.positive_int,
+        help=f"rewards summed before bootstrapping (default: {D.data.n_step})",
+    )
+    add(
+        "--gamma",
+        type=flags.unit_interval_open_closed,
+        help=f"discount per step, in (0, 1] (default: {D.data.gamma})",
+    )
+    add(
+        "--v-min",
+        type=flags.finite_float,
+        help="lower end of the value range (default: from the dataset)",
+    )
+    add(
+        "--v-max",
+        type=flags.finite_float,
+        help="upper end of the value range (default: from the dataset)",
+    )
+    add("--lr", type=flags.positive_float, help=f"Adam learning rate (default: {D.learning_rate})")
+    add("--seed", type=flags.seed, help=f"initialisation and shuffling seed (default: {D.seed})")
     add("--no-mc-lower-bound", action="store_true", help="do not clip targets by the MC return")
-    add("--checkpoint-every", type=int)
-    add("--strategy", choices=("default", "mirrored", "multi_worker", "tpu"))
+    add(
+        "--checkpoint-every",
+        type=flags.positive_int,
+        help=f"steps between checkpoints and exports (default: {D.checkpoint_every})",
+    )
+    add(
+        "--strategy",
+        choices=("default", "mirrored", "multi_worker", "tpu"),
+        help=f"tf.distribute strategy (default: {D.strategy})",
+    )
     add("--xla", action="store_true", help="compile the train step with XLA (jit_compile)")
-    add("--eval-every", type=int, help="evaluate in the sim every K steps (0 = never)")
-    add("--eval-episodes", type=int)
+    add(
+        "--eval-every",
+        type=flags.nonneg_int,
+        help="evaluate in the sim every K steps (0 = never; default: 0)",
+    )
+    add(
+        "--eval-episodes",
+        type=flags.positive_int,
+        help=f"episodes per in-training evaluation (default: {D.eval_episodes})",
+    )
     add("--eval-task", help="sim task for evaluation (default: the dataset's first task)")
     add("--no-progress", action="store_true", help="no progress bar")
 
@@ -149,8 +213,12 @@ def train(
     if log and support_line:
         log(support_line)
     check_workdir_config(workdir, config)  # after the dataset opened: no workdir for a typo
+    # Another dataset spec is refused; a corrupt newest checkpoint is skipped, with a note.
+    note = check_resume(workdir, dataset_dir, meta, word_vocabulary(meta.instructions))
+    if note:
+        (log or print)(note)
     time_step_spec, action_spec = policy_specs(meta)
-    state_stats = _state_statistics(dataset)
+    state_stats = _state_statistics(dataset_dir, config)
     strategy = make_strategy(config.strategy)
     with strategy.scope():
         train_step = train_utils.create_train_step()
@@ -212,16 +280,25 @@ def train(
     return metrics
 
 
-def _state_statistics(dataset, batches: int = 20) -> tuple:
-    """Per-feature (mean, std) of observation states over the first `batches` batches.
+def _state_statistics(dataset_dir, config: TrainConfig, batches: int = 20) -> tuple:
+    """Per-feature (mean, std) [S] of observation states over the first `batches` batches.
 
-    On resume the checkpointed values replace these (they are network variables).
+    Read from an uncached copy of the training pipeline: stopping early in a cached one
+    discards its cache (with a tf.data warning). On resume the checkpointed values replace
+    these (they are network variables).
     """
     import numpy as np
+    import tensorflow as tf
 
-    states = np.concatenate(
-        [b["observation"]["state"].numpy() for b in dataset.take(batches)], axis=0
-    )
+    from qtransformer.data import make_transition_dataset
+
+    dataset, _ = make_transition_dataset(dataset_dir, config.data, seed=config.seed, cache=False)
+    try:
+        states = np.concatenate(
+            [b["observation"]["state"].numpy() for b in dataset.take(batches)], axis=0
+        )
+    except tf.errors.OpError as e:  # a corrupt or truncated shard
+        raise ValueError(f"cannot read dataset {dataset_dir}: {e.message.splitlines()[0]}") from e
     return states.mean(axis=0), states.std(axis=0)
 
 

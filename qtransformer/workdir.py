@@ -6,6 +6,7 @@ Imports TensorFlow lazily, so the `train` CLI module stays fast to import.
 from __future__ import annotations
 
 import functools
+import json
 import os
 import shutil
 import uuid
@@ -113,3 +114,47 @@ def export_policy(saver, workdir: Path, step: int) -> Path:
         shutil.rmtree(old, ignore_errors=True)
     shutil.rmtree(tmp, ignore_errors=True)
     return workdir / "policy"
+
+
+def check_resume(workdir: Path, dataset_dir, meta, vocabulary) -> str | None:
+    """Before the Learner restores WORKDIR: refuse a dataset of another spec, skip a corrupt
+    newest checkpoint (qtransformer/checkpoints.py). Returns a note for the user, or None.
+
+    WORKDIR/dataset_spec.json records what fixes the network's input and output variables
+    (state size, action size, image shape, instruction words) and which dataset gave them.
+    """
+    from qtransformer.checkpoints import fall_back_to_readable
+
+    spec = {
+        "state_dim": int(meta.state_dim),
+        "action_dim": len(meta.action_low),
+        "image_shape": list(meta.image_shape) if meta.image_shape else None,
+        "vocabulary": list(vocabulary),
+    }
+    path = Path(workdir) / "dataset_spec.json"
+    ckpt_dir = Path(workdir) / "train" / "checkpoints"
+    if path.exists():
+        try:
+            old = json.loads(path.read_text())
+        except (OSError, json.JSONDecodeError) as e:
+            raise ValueError(f"cannot read {path}: {e}; use a new --workdir") from e
+        diff = [k for k in spec if old.get(k) != spec[k]]
+        if diff and ckpt_dir.is_dir() and any(ckpt_dir.glob("ckpt-*.index")):
+            shown = ", ".join(f"{k} {_short(old.get(k))} -> {_short(spec[k])}" for k in diff)
+            raise ValueError(
+                f"{workdir} was trained on dataset {old.get('dataset')} with another spec than "
+                f"{dataset_dir} ({shown}); its checkpoints cannot hold this dataset: use a new "
+                "--workdir, or the dataset it was trained on"
+            )
+    note = fall_back_to_readable(ckpt_dir)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".dataset_spec.json.{uuid.uuid4().hex}")
+    tmp.write_text(json.dumps({"dataset": str(dataset_dir), **spec}, indent=2) + "\n")
+    os.replace(tmp, path)  # atomic
+    return note
+
+
+def _short(value) -> str:
+    if isinstance(value, list) and len(value) > 6:
+        return f"{len(value)} words"
+    return str(value)
