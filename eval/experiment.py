@@ -45,11 +45,14 @@ METHOD_CONFIG = {
     "cql_sac": {},
 }
 _LRS = (3e-4, 1e-3)
+_Q_GRID = [{"learning_rate": lr, "alpha": a} for lr in _LRS for a in (1.0, 10.0)]
+_BC_GRID = [{"learning_rate": lr, "dropout": d} for lr in _LRS for d in (0.0, 0.1)]
 GRID = {
-    **{m: [{"learning_rate": lr, "alpha": a} for lr in _LRS for a in (1.0, 10.0)] for m in Q_LEARNERS},
-    **{m: [{"learning_rate": lr, "dropout": d} for lr in _LRS for d in (0.0, 0.1)] for m in ("bc", "bc_filtered")},
+    **{m: _Q_GRID for m in Q_LEARNERS},
+    "bc": _BC_GRID,
+    "bc_filtered": _BC_GRID,
     "cql_sac": [{"learning_rate": lr, "cql_alpha": a} for lr in _LRS for a in (1.0, 5.0)],
-}  # fmt: skip
+}
 TUNE_SEED = 100
 VAL_SEED = 20_000
 TEST_SEED = 10_000
