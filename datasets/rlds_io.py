@@ -5,10 +5,11 @@ On disk, DIR is a plain TFDS dataset directory (`tfds.builder_from_directory(DIR
     DIR/dataset_info.json     features, splits, episode count per shard (TFDS)
     DIR/features.json         feature structure (TFDS)
     DIR/metadata.json         our DatasetMeta fields: action_low/high, state_dim, image_shape,
-                              instructions, tasks, num_episodes (tfds.core.MetadataDict), and
-                              the reward statistics of datasets/conventions.py (reward_range,
-                              return_range at return_gamma, value_range, terminal/timeout
-                              episode counts) that `train` derives the value support from
+                              instructions, tasks, num_episodes, obs_mode
+                              (tfds.core.MetadataDict), and the reward statistics of
+                              datasets/conventions.py (reward_range, return_range at
+                              return_gamma, value_range, terminal/timeout episode counts)
+                              that `train` derives the value support from
     DIR/qtransformer_rlds-train.tfrecord-0000k-of-0000n   shards of `episodes_per_shard`
 
 Each example is one episode: `steps` (observation/state float32[S], optional
@@ -55,6 +56,7 @@ class DatasetMeta:
     instructions: list[str]
     tasks: list[str]
     num_transitions: int = 0
+    obs_mode: str | None = None  # sim observation mode (sim_envs/observations.py); None: unknown
     reward_stats: dict = dataclasses.field(default_factory=dict)  # RewardStats.as_dict()
 
 
@@ -87,9 +89,11 @@ class DatasetWriter:
         overwrite: bool = False,
         episodes_per_shard: int = 500,
         description: str = "",
+        obs_mode: str | None = None,
         gamma: float = 0.98,
     ):
         self.out = check_output_dir(out_dir, overwrite).resolve()
+        self.obs_mode = obs_mode
         self.action_low = np.asarray(action_low, np.float32).reshape(-1)
         self.action_high = np.asarray(action_high, np.float32).reshape(-1)
         self.state_dim, self.image_shape = int(state_dim), image_shape
@@ -189,6 +193,7 @@ class DatasetWriter:
             "image_shape": list(self.image_shape) if self.image_shape else None,
             "instructions": sorted(self._instructions),
             "tasks": sorted(self._tasks),
+            "obs_mode": self.obs_mode,
         } | self._rewards.as_dict()
 
 
@@ -201,8 +206,12 @@ def write_dataset(
     overwrite: bool = False,
     episodes_per_shard: int = 500,
     description: str = "",
+    obs_mode: str | None = None,
 ) -> Path:
-    """Write `episodes` (shapes taken from the first one) atomically; returns the path."""
+    """Write `episodes` (shapes taken from the first one) atomically; returns the path.
+
+    `obs_mode` (sim datasets: the `collect --obs` mode) goes into metadata.json.
+    """
     episodes = iter(episodes)
     first = next(episodes, None)
     if first is None:
@@ -217,6 +226,7 @@ def write_dataset(
         overwrite=overwrite,
         episodes_per_shard=episodes_per_shard,
         description=description,
+        obs_mode=obs_mode,
     ) as writer:
         writer.add(first)
         for episode in episodes:
@@ -241,6 +251,7 @@ def read_meta(dataset_dir: str | Path) -> DatasetMeta:
             instructions=list(raw["instructions"]),
             tasks=list(raw["tasks"]),
             num_transitions=int(raw.get("num_transitions", 0)),
+            obs_mode=raw.get("obs_mode"),
             reward_stats={k: raw[k] for k in _STAT_KEYS if k in raw},
         )
     except (OSError, KeyError, TypeError, json.JSONDecodeError) as e:

@@ -6,8 +6,9 @@ the ratio in the eval helper's report and `tests/test_eval_rollout.py`). B "slot
 each hold one episode; when a slot's episode ends, the slot takes the next
 unstarted episode, so the batch stays full until the tail.
 
-Episode i of task T with seed s always runs in `make(T, seed=episode_seed(s, T, i))`,
-independent of the batch size, so batched and unbatched evaluation see the same
+Episode i of task T with seed s always runs in `make(T, seed=episode_seed(s, T, i), obs=...)`,
+in the observation mode the policy was trained in (read from its state spec,
+`observation_mode`), independent of the batch size, so batched and unbatched evaluation see the same
 initial states (and give the same results for a deterministic policy).
 
 The policy sees, for a batch of B environments,
@@ -71,21 +72,40 @@ def load_policy(path: str | Path):
     return policy
 
 
-def _image_size(policy) -> int | None:
-    """Image side the policy wants in its observation, or None (state + instruction only)."""
+def _observation_shapes(policy) -> dict[str, tuple]:
+    """{"state": (S,), "image": (H, W, 3)?} of the policy's observation (no batch dimension)."""
     import tensorflow as tf
 
     spec = getattr(policy, "time_step_spec", None)
     if spec is not None and not callable(spec):  # in-memory TFPolicy
-        image = spec.observation.get("image") if isinstance(spec.observation, dict) else None
-        return None if image is None else int(image.shape[0])
+        observation = spec.observation if isinstance(spec.observation, dict) else {}
+        return {k: tuple(observation[k].shape) for k in ("state", "image") if k in observation}
     signature = getattr(policy, "signatures", {}).get("action")
-    if signature is None:
-        return None
-    for leaf in tf.nest.flatten(signature.structured_input_signature):
-        if isinstance(leaf, tf.TensorSpec) and (leaf.name or "").endswith("image"):
-            return int(leaf.shape[1])
-    return None
+    shapes = {}
+    for leaf in tf.nest.flatten(signature.structured_input_signature if signature else ()):
+        for key in ("state", "image"):
+            if isinstance(leaf, tf.TensorSpec) and (leaf.name or "").endswith(key):
+                shapes[key] = tuple(leaf.shape[1:])
+    return shapes
+
+
+def observation_mode(policy) -> tuple[str, int | None]:
+    """(obs mode, image size) to build the sim in for `policy`, read from its observation spec.
+
+    Each mode's state size is distinct (sim_envs/observations.py), so this works on a policy
+    loaded with `tf.saved_model.load` alone; a policy without a state spec gets "privileged".
+    """
+    from qtransformer.sim_envs import observations
+
+    shapes = _observation_shapes(policy)
+    image = shapes.get("image")
+    image_size = None if image is None else int(image[0])
+    if "state" not in shapes:
+        return "privileged", image_size
+    mode = observations.mode_for_state_size(int(shapes["state"][-1]))
+    if mode == "pixels" and image_size is None:
+        raise ValueError("the policy's state is proprioception only but it takes no image")
+    return mode, image_size
 
 
 def _make_actor(policy, seed: int) -> Callable[[list, list], np.ndarray]:
@@ -134,6 +154,24 @@ def _make_actor(policy, seed: int) -> Callable[[list, list], np.ndarray]:
     return act_tf
 
 
+def _video_frame(env, time_step, size: int) -> np.ndarray:
+    """The "front" view; for an image policy, side by side with what the policy saw.
+
+    Returns uint8[size, size, 3], or uint8[size, 2 * size, 3] with the observation image
+    (nearest-neighbour upscaled, so its pixels stay visible) on the right.
+    """
+    from PIL import Image
+
+    from qtransformer import sim_envs
+
+    front = sim_envs.render_frame(env, size)
+    seen = time_step.observation.get("image")
+    if seen is None:
+        return front
+    seen = np.asarray(Image.fromarray(seen).resize((size, size), Image.NEAREST))
+    return np.concatenate([front, seen], axis=1)
+
+
 def _annotate(frames: list[np.ndarray], success: bool, label: str) -> list[np.ndarray]:
     """Green (success) or red (failure) border and a caption on every frame of an episode."""
     from PIL import Image, ImageDraw
@@ -172,16 +210,18 @@ def rollout_task(
     if episodes < 1:
         raise ValueError(f"--episodes must be >= 1, got {episodes}")
     batch = min(episodes, batch_size or 64)
-    image_size = None if isinstance(policy, str) else _image_size(policy)
+    obs, image_size = ("privileged", None) if isinstance(policy, str) else observation_mode(policy)
     act = _make_actor(policy, seed)
     successes, returns, lengths = [0] * episodes, [0.0] * episodes, [0] * episodes
     frames: dict[int, list[np.ndarray]] = {}
 
     def start(index):
-        env = sim_envs.make(task, seed=episode_seed(seed, task, index), image_size=image_size)
+        env = sim_envs.make(
+            task, seed=episode_seed(seed, task, index), image_size=image_size, obs=obs
+        )
         ts = env.reset()
         if index < video_episodes:
-            frames[index] = [sim_envs.render_frame(env, video_size)]
+            frames[index] = [_video_frame(env, ts, video_size)]
         return [index, env, ts]
 
     started = time.perf_counter()
@@ -203,7 +243,7 @@ def rollout_task(
             returns[index] += float(ts.reward or 0.0)
             lengths[index] += 1
             if index in frames:
-                frames[index].append(sim_envs.render_frame(env, video_size))
+                frames[index].append(_video_frame(env, ts, video_size))
             if ts.last():
                 # Success = terminal step (discount 0) with the sparse success reward.
                 successes[index] = bool(ts.discount == 0.0 and (ts.reward or 0.0) > 0.0)

@@ -76,6 +76,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     add("--head", choices=("factorised", "full"), help=f"Q head (default: {D.model.head})")
     add(
+        "--image-shift",
+        type=flags.nonneg_int,
+        help="random-shift augmentation of images, pixels (0 = off; default: 0)",
+    )
+    add(
         "--alpha",
         type=flags.nonneg_float,
         help=f"weight of the conservative regulariser (default: {D.alpha})",
@@ -143,6 +148,7 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
         v_min=getattr(args, "v_min", None), v_max=getattr(args, "v_max", None),
         v_from_data=False if getattr(args, "v_min", None) is not None
         or getattr(args, "v_max", None) is not None else None,
+        image_shift=getattr(args, "image_shift", None),
     )  # fmt: skip
 
 

@@ -7,7 +7,8 @@
     while not time_step.last():
         time_step = env.step(policy(time_step))
 
-Tasks: `TASKS` = ("lift", "pick_place", "stack"). Units, action and state layout: `common`.
+Tasks: `TASKS` = ("lift", "pick_place", "stack"). Units, action and state layout: `common`;
+observation modes (`make(..., obs="privileged" | "objects" | "pixels")`): `observations`.
 Names are imported lazily so that importing this package (e.g. for the `render` CLI module)
 does not load MuJoCo.
 """
@@ -17,6 +18,7 @@ from __future__ import annotations
 import importlib
 
 TASKS = ("lift", "pick_place", "stack")
+OBS_MODES = ("privileged", "objects", "pixels")  # observations.py; importable without MuJoCo
 
 _LAZY = {
     "make": "suite",
@@ -28,7 +30,7 @@ _LAZY = {
     "TIME_LIMIT_STEPS": "common",
 }
 
-__all__ = ["TASKS", *_LAZY]
+__all__ = ["TASKS", "OBS_MODES", *_LAZY]
 
 
 def __getattr__(name: str):

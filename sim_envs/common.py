@@ -15,7 +15,8 @@ shapes raise ValueError):
   a[3]   = gripper: -1 fully open, +1 fully closed (absolute target, linear in between:
            finger target = 0.04 m * (1 - a[3]) / 2). Positive closes, negative opens.
 
-State (float32[16], all tasks):
+State in the default "privileged" mode (float32[16], all tasks; the "objects" and "pixels"
+modes are in observations.py):
   [0:3]   grip point position (between the fingertips), metres, table top is z = 0
   [3]     gripper opening: finger gap / 0.082 m (1 = fully open, ~0.49 when holding a 4 cm object)
   [4:7]   object position (the object named in the instruction; top cube for stack)
@@ -47,6 +48,9 @@ MAX_GAP = 0.002 + 2 * FINGER_OPEN
 HALF = 0.02  # half-width (along the finger axis y) and half-height of every object
 HAND_START = np.array([0.0, 0.0, 0.12])
 STATE_SIZE = 16
+# Observation images come from this camera (assets/scene.xml: 75 degrees down, the workspace fills
+# the frame); videos for people use "front" (video.render_frame).
+OBS_CAMERA = "overhead"
 COLORS = {
     "red": (0.85, 0.12, 0.1, 1.0),
     "green": (0.15, 0.7, 0.2, 1.0),
@@ -120,12 +124,15 @@ class GripperTask(base.Task):
     """Base task: mocap gripper control, 16-d state, sparse success reward and termination.
 
     Subclasses implement `_init_scene(physics)` (place objects, set colours and
-    `self.language_instruction`), `object_pos`, `target_pos` and `success`.
+    `self.language_instruction`), `object_pos`, `target_pos`, `entities` and `success`.
     """
 
-    def __init__(self, random=None, image_size: int | None = None):
+    def __init__(self, random=None, image_size: int | None = None, obs: str = "privileged"):
+        from qtransformer.sim_envs import observations
+
         super().__init__(random=random)
-        self.image_size = image_size
+        self.image_size = observations.check_mode(obs, image_size)
+        self.obs = obs
         self.language_instruction = ""
 
     # -- episode ---------------------------------------------------------------------------------
@@ -160,8 +167,12 @@ class GripperTask(base.Task):
         physics.data.ctrl[:] = FINGER_OPEN * (1.0 - action[3]) / 2.0
 
     # -- observation -----------------------------------------------------------------------------
+    # `self.obs` picks what the learner sees (observations.py); the expert reads `privileged_state`.
     def observation_spec(self, physics: Physics) -> OrderedDict:
-        spec = OrderedDict(state=specs.Array((STATE_SIZE,), np.float32, name="state"))
+        from qtransformer.sim_envs import observations
+
+        size = observations.STATE_SIZES[self.obs]
+        spec = OrderedDict(state=specs.Array((size,), np.float32, name="state"))
         if self.image_size:
             spec["image"] = specs.BoundedArray(
                 (self.image_size, self.image_size, 3), np.uint8, 0, 255, name="image"
@@ -169,14 +180,29 @@ class GripperTask(base.Task):
         return spec
 
     def get_observation(self, physics: Physics) -> OrderedDict:
-        grip, obj, target = physics.grip_pos(), self.object_pos(physics), self.target_pos(physics)
-        state = np.concatenate(
-            [grip, [physics.gripper_gap() / MAX_GAP], obj, target, obj - grip, target - obj]
-        ).astype(np.float32)
+        from qtransformer.sim_envs import observations
+
+        if self.obs == "privileged":
+            state = self.privileged_state(physics)
+        elif self.obs == "objects":
+            state = observations.objects_state(physics, self.entities(physics))
+        else:
+            state = observations.proprioception(physics)
         obs = OrderedDict(state=state)
         if self.image_size:
-            obs["image"] = physics.render(self.image_size, self.image_size, camera_id="front")
+            obs["image"] = physics.render(self.image_size, self.image_size, camera_id=OBS_CAMERA)
         return obs
+
+    def privileged_state(self, physics: Physics) -> np.ndarray:
+        """float32[16], the layout in the module docstring (what the scripted expert reads)."""
+        grip, obj, target = physics.grip_pos(), self.object_pos(physics), self.target_pos(physics)
+        return np.concatenate(
+            [grip, [physics.gripper_gap() / MAX_GAP], obj, target, obj - grip, target - obj]
+        ).astype(np.float32)
+
+    def entities(self, physics: Physics) -> list[tuple[str, str, np.ndarray]]:
+        """[(kind, colour, xyz)] of every object and the bowl, in an instruction-free order."""
+        raise NotImplementedError
 
     # -- reward ----------------------------------------------------------------------------------
     def get_reward(self, physics: Physics) -> float:

@@ -1,4 +1,4 @@
-"""A scripted expert for every task, reading only the 16-d state, with knobs that make it fail.
+"""A scripted expert for every task, reading only the 16-d privileged state, with knobs to fail.
 
 The same state machine solves lift, pick_place and stack because the state names the object and
 where it should go (`common` documents the layout):
@@ -64,6 +64,7 @@ class _Expert:
         self.random_action_prob = float(random_action_prob)
         self.early_release_prob = float(early_release_prob)
         self.rng = np.random.default_rng(seed)
+        self.state_fn = lambda time_step: time_step.observation["state"]
         self._reset()
 
     def _reset(self) -> None:
@@ -75,7 +76,7 @@ class _Expert:
     def __call__(self, time_step: dm_env.TimeStep) -> np.ndarray:
         if time_step.first():
             self._reset()
-        action = self._clean_action(np.asarray(time_step.observation["state"], dtype=np.float64))
+        action = self._clean_action(np.asarray(self.state_fn(time_step), dtype=np.float64))
         if self.noise > 0:
             action = action + self.rng.normal(0.0, self.noise, size=4)
         if self.random_action_prob > 0 and self.rng.random() < self.random_action_prob:
@@ -133,10 +134,17 @@ def expert_policy(
     """Returns `policy(time_step) -> float32[4]`, the scripted expert for `env`'s task.
 
     The policy reads only `time_step.observation["state"]`, so it also runs on the tf_agents
-    adapter's time steps. It resets its internal phase when `time_step.first()`. `seed` seeds the
-    noise and failure draws (np.random.default_rng).
+    adapter's time steps; when `env` observes in another mode than "privileged" (`objects`,
+    `pixels`), it reads the privileged 16-d state from `env`'s task and physics instead: the
+    demonstrator keeps its privileged access, the learner does not. It resets its internal
+    phase when `time_step.first()`. `seed` seeds the noise and failure draws
+    (np.random.default_rng).
     """
     spec = env.action_spec()
     if tuple(spec.shape) != (4,):
         raise ValueError(f"expert_policy needs a sim_envs environment (action (4,)); got {spec}")
-    return _Expert(noise, random_action_prob, early_release_prob, seed)
+    expert = _Expert(noise, random_action_prob, early_release_prob, seed)
+    task = getattr(env, "task", None)
+    if getattr(task, "obs", "privileged") != "privileged":
+        expert.state_fn = lambda time_step: task.privileged_state(env.physics)
+    return expert

@@ -32,6 +32,7 @@ class Lift(common.GripperTask):
         physics.set_rgba([other], common.COLORS[other_colour])
         self._object = shape
         self._target = np.array([*obj_xy, CARRY_HEIGHT])
+        self._colours = {shape: colour, other: other_colour}
         self.language_instruction = f"lift the {colour} {shape}"
 
     def object_pos(self, physics: common.Physics) -> np.ndarray:
@@ -40,9 +41,14 @@ class Lift(common.GripperTask):
     def target_pos(self, physics: common.Physics) -> np.ndarray:
         return self._target
 
+    def entities(self, physics: common.Physics) -> list:
+        """cube, brick (whichever is named in the instruction)."""
+        return [(s, self._colours[s], physics.body_pos(s)) for s in SHAPES]
+
     def success(self, physics: common.Physics) -> bool:
         return bool(self.object_pos(physics)[2] > LIFT_HEIGHT)
 
 
-def load(seed: int | None = None, image_size: int | None = None) -> common.Environment:
-    return common.build(common.load_physics("lift.xml"), Lift(random=seed, image_size=image_size))
+def load(seed=None, image_size: int | None = None, obs: str = "privileged") -> common.Environment:
+    task = Lift(random=seed, image_size=image_size, obs=obs)
+    return common.build(common.load_physics("lift.xml"), task)

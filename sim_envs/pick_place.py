@@ -41,6 +41,7 @@ class PickPlace(common.GripperTask):
         physics.set_rgba(walls, common.COLORS[bowl_colour])
         self._object = shape
         self._target = np.array([*bowl_xy, REST_HEIGHT])
+        self._colours = {shape: colour, other: other_colour, "bowl": bowl_colour}
         self.language_instruction = f"put the {colour} {shape} in the {bowl_colour} bowl"
 
     def object_pos(self, physics: common.Physics) -> np.ndarray:
@@ -49,12 +50,18 @@ class PickPlace(common.GripperTask):
     def target_pos(self, physics: common.Physics) -> np.ndarray:
         return self._target
 
+    def entities(self, physics: common.Physics) -> list:
+        """cube, brick, bowl (whichever is named in the instruction)."""
+        bowl = np.array([*physics.data.mocap_pos[1][:2], 0.0])
+        shapes = [(s, self._colours[s], physics.body_pos(s)) for s in SHAPES]
+        return [*shapes, ("bowl", self._colours["bowl"], bowl)]
+
     def success(self, physics: common.Physics) -> bool:
         offset = self.object_pos(physics) - self._target
         inside = np.all(np.abs(offset[:2]) < ZONE_HALF)
         return bool(inside and offset[2] < 0.016 and self.released(physics))
 
 
-def load(seed: int | None = None, image_size: int | None = None) -> common.Environment:
-    task = PickPlace(random=seed, image_size=image_size)
+def load(seed=None, image_size: int | None = None, obs: str = "privileged") -> common.Environment:
+    task = PickPlace(random=seed, image_size=image_size, obs=obs)
     return common.build(common.load_physics("pick_place.xml"), task)

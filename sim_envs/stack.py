@@ -25,6 +25,7 @@ class Stack(common.GripperTask):
         physics.set_free_body("base_cube", np.array([*base_xy, common.HALF]))
         physics.set_rgba(["top_cube"], common.COLORS[top_colour])
         physics.set_rgba(["base_cube"], common.COLORS[base_colour])
+        self._colours = {"top_cube": top_colour, "base_cube": base_colour}
         self.language_instruction = f"stack the {top_colour} cube on the {base_colour} cube"
 
     def object_pos(self, physics: common.Physics) -> np.ndarray:
@@ -33,11 +34,18 @@ class Stack(common.GripperTask):
     def target_pos(self, physics: common.Physics) -> np.ndarray:
         return physics.body_pos("base_cube") + np.array([0.0, 0.0, 2 * common.HALF])
 
+    def entities(self, physics: common.Physics) -> list:
+        """The two cubes in colour order (common.COLORS), so not by which one is on top."""
+        rank = list(common.COLORS).index
+        order = sorted(self._colours, key=lambda body: rank(self._colours[body]))
+        return [("cube", self._colours[b], physics.body_pos(b)) for b in order]
+
     def success(self, physics: common.Physics) -> bool:
         offset = self.object_pos(physics) - self.target_pos(physics)
         aligned = np.linalg.norm(offset[:2]) < XY_TOLERANCE and abs(offset[2]) < Z_TOLERANCE
         return bool(aligned and self.released(physics))
 
 
-def load(seed: int | None = None, image_size: int | None = None) -> common.Environment:
-    return common.build(common.load_physics("stack.xml"), Stack(random=seed, image_size=image_size))
+def load(seed=None, image_size: int | None = None, obs: str = "privileged") -> common.Environment:
+    task = Stack(random=seed, image_size=image_size, obs=obs)
+    return common.build(common.load_physics("stack.xml"), task)
