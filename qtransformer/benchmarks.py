@@ -3,11 +3,17 @@
 - `train_samples_per_s(config)`: transitions per second through the compiled train step.
 - `head_ratio(config)`: train throughput of the factorised head over the full head.
 - `action_latency(config)`: greedy decoding, seconds per call at batch 1 and actions/s at 256.
-- `paper_config()`: a paper-like size (256 action bins); `qtransformer bench`
-  (eval/bench.py) runs the above for it and for the default model.
+- `fast_path(config, action_dims)`: each gain of the fast path as a ratio measured in one
+  process: train with s' padded to D tokens vs one token, with and without XLA (and
+  bfloat16 mixed precision); greedy decoding uncached vs key/value-cached vs cached + XLA.
+  The slow variants are private switches (`QTransformerAgent._pad_next_state`,
+  `QTransformerPolicy._use_cache`) that only this module sets.
+- `paper_config()`: a paper-like size (256 action bins, width 256, 4 layers; measured with
+  `PAPER_ACTION_DIMS` = 8 action dimensions as in RT-1 / Q-Transformer); `qtransformer
+  bench` (eval/bench.py) runs the above for it and for the default model.
 
 Synthetic batches follow the training-batch contract (`qtransformer.data`): state S=16,
-D=4 action dims in [-1, 1], random bins, sparse 0/1 rewards.
+D action dims (4 unless given) in [-1, 1], random bins, sparse 0/1 rewards.
 """
 
 from __future__ import annotations
@@ -22,6 +28,7 @@ from tf_agents.trajectories import time_step as ts
 from qtransformer.config import TrainConfig
 
 INSTRUCTIONS = ["pick up the red cube", "put the red cube in the blue bowl"]
+PAPER_ACTION_DIMS = 8
 
 
 def specs(state_dim: int = 16, action_dims: int = 4):
@@ -61,21 +68,32 @@ def synthetic_batch(
     }
 
 
-def make_agent(config: TrainConfig):
+def make_agent(config: TrainConfig, action_dims: int = 4):
     from qtransformer.agent import QTransformerAgent
     from qtransformer.network import word_vocabulary
 
-    time_step_spec, action_spec = specs()
+    time_step_spec, action_spec = specs(action_dims=action_dims)
     agent = QTransformerAgent(time_step_spec, action_spec, config, word_vocabulary(INSTRUCTIONS))
     agent.initialize()
     return agent
 
 
-def train_samples_per_s(config: TrainConfig | None = None, steps: int = 50) -> float:
-    """Transitions/s of `agent.train` under tf.function on one fixed synthetic batch."""
+def train_samples_per_s(
+    config: TrainConfig | None = None,
+    steps: int = 50,
+    action_dims: int = 4,
+    pad_next_state: bool = False,
+) -> float:
+    """Transitions/s of `agent.train` under tf.function on one fixed synthetic batch.
+
+    pad_next_state: run the target network on s' over all D positions (the old step).
+    """
     config = config or TrainConfig()
-    agent = make_agent(config)
-    batch = synthetic_batch(config.data.batch_size, config.data.action_bins)
+    agent = make_agent(config, action_dims)
+    agent._pad_next_state = pad_next_state
+    batch = synthetic_batch(
+        config.data.batch_size, config.data.action_bins, action_dims=action_dims
+    )
     train = tf.function(agent.train)
     train(batch)  # trace and warm up
     start = time.perf_counter()
@@ -95,14 +113,33 @@ def head_ratio(config: TrainConfig | None = None, steps: int = 30) -> dict:
     return {**rates, "factorised_over_full": rates["factorised"] / rates["full"]}
 
 
-def action_latency(config: TrainConfig | None = None, calls: int = 30) -> dict:
-    """Greedy decoding: mean seconds per action at batch 1, and actions/s at batch 256."""
+def action_latency(
+    config: TrainConfig | None = None,
+    calls: int = 30,
+    action_dims: int = 4,
+    cache: bool = True,
+    jit_compile: bool | None = None,
+) -> dict:
+    """Greedy decoding: mean seconds per action at batch 1, and actions/s at batch 256.
+
+    cache=False decodes with D full passes (the old decoder); jit_compile: XLA-compile the
+    cached decoder (None: as the agent builds it from `config.use_xla`).
+    """
+    from qtransformer.policy import QTransformerPolicy
+
     config = config or TrainConfig()
-    policy = make_agent(config).policy
+    policy = make_agent(config, action_dims).policy
+    if jit_compile is not None:
+        policy = QTransformerPolicy(
+            policy.time_step_spec, policy.action_spec, policy._q_network, policy._tokenizer,
+            policy._value_range, jit_compile=jit_compile,
+        )  # fmt: skip
+    policy._use_cache = cache
     action = tf.function(policy.action)
     out = {}
     for batch_size in (1, 256):
-        obs = synthetic_batch(batch_size, config.data.action_bins)["observation"]
+        obs = synthetic_batch(batch_size, config.data.action_bins, action_dims=action_dims)
+        obs = obs["observation"]
         step = ts.restart(obs, batch_size)
         action(step)
         start = time.perf_counter()
@@ -111,6 +148,55 @@ def action_latency(config: TrainConfig | None = None, calls: int = 30) -> dict:
         result.numpy()
         out[batch_size] = (time.perf_counter() - start) / calls
     return {"latency_s_batch1": out[1], "actions_per_s_batch256": 256 / out[256]}
+
+
+def fast_path(config: TrainConfig, action_dims: int, steps: int, calls: int) -> dict:
+    """Before/after figures of the fast path, all measured in this process.
+
+    "before" is the step and decoder as they were: s' padded to D tokens, no XLA, no cache.
+    Ratios > 1 mean the fast variant is faster.
+    """
+    base = config.replace(use_xla=False, mixed_precision=False)
+    xla = base.replace(use_xla=True)
+
+    def rate(cfg, pad):
+        return train_samples_per_s(cfg, steps, action_dims, pad_next_state=pad)
+
+    train = {
+        "padded": rate(base, True),
+        "one_token": rate(base, False),
+        "padded_xla": rate(xla, True),
+        "one_token_xla": rate(xla, False),
+        "one_token_bf16": rate(base.replace(mixed_precision=True), False),
+        "one_token_xla_bf16": rate(xla.replace(mixed_precision=True), False),
+    }
+    decode = {
+        "uncached": action_latency(base, calls, action_dims, cache=False, jit_compile=False),
+        "cached": action_latency(base, calls, action_dims, cache=True, jit_compile=False),
+        "cached_xla": action_latency(base, calls, action_dims, cache=True, jit_compile=True),
+    }
+    train_default = train["one_token_xla" if config.use_xla else "one_token"]
+    decode_default = decode["cached_xla" if config.use_xla else "cached"]
+    return {
+        "action_dims": action_dims,
+        "train_samples_per_s": train,
+        "train_one_token_over_padded": train["one_token"] / train["padded"],
+        "train_xla_over_plain": train["one_token_xla"] / train["one_token"],
+        "train_bf16_over_float32": train["one_token_bf16"] / train["one_token"],
+        "train_default_over_before": train_default / train["padded"],
+        "latency_s_batch1": {k: v["latency_s_batch1"] for k, v in decode.items()},
+        "actions_per_s_batch256": {k: v["actions_per_s_batch256"] for k, v in decode.items()},
+        "latency_cached_over_uncached_batch1": decode["cached"]["latency_s_batch1"]
+        / decode["uncached"]["latency_s_batch1"],
+        "actions_per_s_cached_over_uncached_batch256": decode["cached"]["actions_per_s_batch256"]
+        / decode["uncached"]["actions_per_s_batch256"],
+        "latency_xla_over_plain_batch1": decode["cached_xla"]["latency_s_batch1"]
+        / decode["cached"]["latency_s_batch1"],
+        "actions_per_s_xla_over_plain_batch256": decode["cached_xla"]["actions_per_s_batch256"]
+        / decode["cached"]["actions_per_s_batch256"],
+        "default_latency_s_batch1": decode_default["latency_s_batch1"],
+        "default_actions_per_s_batch256": decode_default["actions_per_s_batch256"],
+    }
 
 
 def paper_config() -> TrainConfig:

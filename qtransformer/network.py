@@ -14,9 +14,8 @@ bins of the last dimension are never read.
 
 Encoders: `state`, standardised with the dataset's per-feature mean and std
 (`state_stats`, std floored at 0.01), by a 2-layer MLP; `image` (when the
-observation spec has one) by a 3-layer conv net whose feature maps are FiLM-modulated
-by the instruction embedding (x <- x * (1 + gamma(l)) + beta(l)), read out by a spatial
-softmax (image_encoder.py; optional random-shift augmentation, `ModelConfig.image_shift`);
+observation spec has one) by a 3-layer stride-2 conv net whose feature maps are
+FiLM-modulated by the instruction embedding (x <- x * (1 + gamma(l)) + beta(l));
 the instruction by a word-level bag-of-words mean over an embedding table learned
 from scratch. Its vocabulary is the words of the dataset's instructions
 (lower-cased, split on anything that is not [a-z0-9]); unknown words map to index 0
@@ -39,15 +38,16 @@ logits is [8, 4, 64, 32] (value_bins=32) or [8, 4, 64] (value_bins=None).
 
 from __future__ import annotations
 
+import contextlib
 import re
 from collections.abc import Sequence
 
 import numpy as np
 import tensorflow as tf
+from tensorflow.python.util import tf_decorator, tf_inspect
 from tf_agents.networks import network
 
 from qtransformer.config import ModelConfig
-from qtransformer.image_encoder import FiLMConvEncoder
 
 _NON_WORD = "[^a-z0-9]+"
 
@@ -90,10 +90,28 @@ class InstructionEncoder(tf.keras.layers.Layer):
 
     def call(self, text_or_ids: tf.Tensor) -> tf.Tensor:
         ids = self.word_ids(text_or_ids) if text_or_ids.dtype == tf.string else text_or_ids
-        present = tf.cast(ids >= 0, tf.float32)[..., tf.newaxis]  # [B, L, 1]
+        present = tf.cast(ids >= 0, self.compute_dtype)[..., tf.newaxis]  # [B, L, 1]
         vectors = tf.gather(self.embeddings, tf.maximum(ids, 0)) * present  # [B, L, E]
         count = tf.maximum(tf.reduce_sum(present, axis=1), 1.0)
         return tf.reduce_sum(vectors, axis=1) / count  # empty instruction -> zeros
+
+
+class FiLMConvEncoder(tf.keras.layers.Layer):
+    """uint8 image [B, H, W, 3] + conditioning [B, E] -> features [B, E]."""
+
+    def __init__(self, embed_dim: int, filters=(16, 32, 32), name: str = "image"):
+        super().__init__(name=name)
+        self._convs = [tf.keras.layers.Conv2D(f, 3, strides=2, padding="same") for f in filters]
+        self._films = [tf.keras.layers.Dense(2 * f, kernel_initializer="zeros") for f in filters]
+        self._out = tf.keras.layers.Dense(embed_dim)
+
+    def call(self, image: tf.Tensor, cond: tf.Tensor) -> tf.Tensor:
+        x = tf.cast(image, tf.float32) / 255.0
+        for conv, film in zip(self._convs, self._films, strict=True):
+            x = tf.nn.relu(conv(x))
+            gamma, beta = tf.split(film(cond)[:, tf.newaxis, tf.newaxis, :], 2, axis=-1)
+            x = x * (1.0 + gamma) + beta  # zero-initialised FiLM starts as identity
+        return self._out(tf.reduce_mean(x, axis=[1, 2]))
 
 
 class CausalBlock(tf.keras.layers.Layer):
@@ -118,10 +136,52 @@ class CausalBlock(tf.keras.layers.Layer):
         x = x + self._attn(y, y, use_causal_mask=True, training=training)
         return x + self._mlp(self._ln2(x))
 
+    def step(self, x: tf.Tensor, cache):
+        """One new token x [B, 1, E] attending to itself and the cached tokens (inference).
+
+        cache: None or (keys, values) [B, T, N, H] of the tokens before it; returns
+        (output [B, 1, E], cache with this token's keys/values appended). Same numbers as
+        `call` on the whole prefix at the last position: the causal mask lets a token see
+        exactly the tokens before it, which is what the cache holds.
+        """
+        attn = self._attn
+        y = self._ln1(x)
+        query, key, value = attn._query_dense(y), attn._key_dense(y), attn._value_dense(y)
+        if cache is not None:
+            key = tf.concat([cache[0], key], axis=1)
+            value = tf.concat([cache[1], value], axis=1)
+        out, _ = attn._compute_attention(query, key, value, None, training=False)
+        x = x + attn._output_dense(out)
+        return x + self._mlp(self._ln2(x)), (key, value)
+
+
+@contextlib.contextmanager
+def _keras_dtype_policy(name: str):
+    """Build layers under the Keras dtype policy `name`, then restore the previous one."""
+    previous = tf.keras.mixed_precision.global_policy()
+    tf.keras.mixed_precision.set_global_policy(name)
+    try:
+        yield
+    finally:
+        tf.keras.mixed_precision.set_global_policy(previous)
+
+
+def _under_model_dtype(init):
+    """Run `__init__` with "mixed_bfloat16" layers when `model.mixed_precision` is set."""
+
+    def wrapper(self, *args, **kwargs):
+        model = tf_inspect.getcallargs(init, self, *args, **kwargs)["model"]
+        with _keras_dtype_policy("mixed_bfloat16" if model.mixed_precision else "float32"):
+            init(self, *args, **kwargs)
+
+    # A TFDecorator keeps init's signature visible to tf_agents' Network metaclass.
+    return tf_decorator.make_decorator(init, wrapper)
+
 
 class QTransformerNetwork(network.Network):
     """Q logits for every bin of every action dimension; see the module docstring."""
 
+    @_under_model_dtype
     def __init__(
         self,
         observation_spec: dict,
@@ -159,9 +219,7 @@ class QTransformerNetwork(network.Network):
             [tf.keras.layers.Dense(e, activation="gelu"), tf.keras.layers.Dense(e)]
         )
         self._instruction = InstructionEncoder(vocabulary, e)
-        self._image = (
-            FiLMConvEncoder(e, shift=model.image_shift) if "image" in observation_spec else None
-        )
+        self._image = FiLMConvEncoder(e) if "image" in observation_spec else None
         self._bin_embedding = tf.keras.layers.Embedding(action_dims * action_bins, e)
         self._positions = tf.keras.layers.Embedding(action_dims, e)
         self._blocks = [
@@ -202,11 +260,7 @@ class QTransformerNetwork(network.Network):
     def call(self, inputs, step_type=None, network_state=(), training=False):
         del step_type
         observation, bins = inputs
-        words = self._instruction(observation["instruction"])
-        state = (tf.cast(observation["state"], tf.float32) - self._state_mean) / self._state_std
-        obs = self._state_mlp(state) + words
-        if self._image is not None:
-            obs += self._image(observation["image"], words, training=training)
+        obs = self.observation_token(observation, training=training)
         # Token i >= 1 embeds the bin of dimension i-1 (0-based), offset per dimension.
         offsets = tf.range(self._dims - 1, dtype=tf.int32) * self._bins
         prev = tf.clip_by_value(tf.cast(bins[:, : self._dims - 1], tf.int32), 0, self._bins - 1)
@@ -218,10 +272,62 @@ class QTransformerNetwork(network.Network):
         h = self._final_ln(x)  # [B, D, E]
         return self._head(h), network_state
 
+    def observation_token(self, observation, words=None, training=False) -> tf.Tensor:
+        """Token 0 [B, E]: encoded observation + instruction (`words` [B, E] if precomputed)."""
+        if words is None:
+            words = self._instruction(observation["instruction"])
+        words = tf.cast(words, self._state_mlp.compute_dtype)  # bfloat16 if mixed precision
+        state = (tf.cast(observation["state"], tf.float32) - self._state_mean) / self._state_std
+        obs = self._state_mlp(state) + words
+        if self._image is not None:
+            obs += self._image(observation["image"], words)
+        return obs
+
+    def instruction_vectors(self, text: tf.Tensor) -> tf.Tensor:
+        """Instruction embedding [B, E] from strings [B] (or word ids [B, L])."""
+        return self._instruction(text)
+
+    def first_logits(self, observation, training=False) -> tf.Tensor:
+        """Outputs at position 0 only, [B, A, V] (or [B, A]): the sequence of length 1.
+
+        With the causal mask, position 0 sees token 0 alone, so this equals
+        `call((observation, any_bins))[0][:, 0]` at 1/D of the transformer's cost (used for
+        the target network on s').
+        """
+        x = self.observation_token(observation, training=training)[:, tf.newaxis]
+        x += self._positions(tf.range(1))[tf.newaxis]
+        for block in self._blocks:
+            x = block(x, training=training)
+        return self._head(self._final_ln(x))[:, 0]
+
+    def decode_start(self, observation, words=None):
+        """First step of cached greedy decoding: (outputs for dimension 1, cache).
+
+        outputs [B, A, V] (or [B, A]); cache: per block (keys, values), each [B, 1, N, H].
+        """
+        x = self.observation_token(observation, words=words)[:, tf.newaxis]
+        x += self._positions(tf.range(1))[tf.newaxis]
+        return self._decode(x, [None] * len(self._blocks))
+
+    def decode_step(self, prev_bins: tf.Tensor, index: int, cache):
+        """Outputs [B, A, (V)] for dimension index+1 given prev_bins [B], the bin of dimension
+        `index` (1-based D index: 1..D-1), reading and extending the cache (one token)."""
+        prev = tf.clip_by_value(tf.cast(prev_bins, tf.int32), 0, self._bins - 1)
+        x = self._bin_embedding(prev + (index - 1) * self._bins)[:, tf.newaxis]
+        return self._decode(x + self._positions(tf.constant([index]))[tf.newaxis], cache)
+
+    def _decode(self, x, cache):
+        new_cache = []
+        for block, layer_cache in zip(self._blocks, cache, strict=True):
+            x, layer_cache = block.step(x, layer_cache)
+            new_cache.append(layer_cache)
+        return self._head(self._final_ln(x))[:, 0], new_cache
+
     def _head(self, h: tf.Tensor) -> tf.Tensor:
+        """h [B, T, E] -> float32 logits [B, T, A, V] (or [B, T, A]), T = D or 1."""
         if self._head_kind == "factorised":
-            h = self._head_in(h)  # [B, D, R]
-        logits = self._head_out(h)  # [B, D, A * V]
+            h = self._head_in(h)  # [B, T, R]
+        logits = tf.cast(self._head_out(h), tf.float32)  # [B, T, A * V]; float32 losses
         if not self._value_bins:
-            return logits  # [B, D, A]
-        return tf.reshape(logits, [-1, self._dims, self._bins, self._value_bins])
+            return logits  # [B, T, A]
+        return tf.reshape(logits, [-1, h.shape[1], self._bins, self._value_bins])

@@ -6,10 +6,16 @@ For dimension i = 1..D, one forward pass with the bins chosen so far:
 
 score = expected value of the value distribution (classification losses) or the
 network's scalar output (mse; bc, where it is the bin's logit). The bins are then
-mapped back to continuous actions with `ActionTokenizer.detokenize`. No KV cache:
-D passes over a sequence of length D (D = 4 here, so this is cheap). Batched, and
-saveable with `PolicySaver` (action only, no tfp distribution); the instruction
-vocabulary lookup is in the network, so it travels inside the SavedModel.
+mapped back to continuous actions with `ActionTokenizer.detokenize`.
+
+Decoding is incremental with a key/value cache (`QTransformerNetwork.decode_start` /
+`decode_step`): step i feeds one token (the bin chosen for dimension i) through the
+transformer, attending to the cached keys/values of the tokens before it, so D dimensions
+cost D one-token passes instead of D passes over D tokens. With `jit_compile=True` the
+numeric part (everything after the instruction's string lookup) is XLA-compiled; the
+compiled function travels inside the SavedModel. Batched, and saveable with `PolicySaver`
+(action only, no tfp distribution); the instruction vocabulary lookup is in the network,
+so it travels inside the SavedModel too.
 """
 
 from __future__ import annotations
@@ -33,15 +39,49 @@ class QTransformerPolicy(tf_policy.TFPolicy):
         tokenizer: ActionTokenizer,
         value_range: tuple[float, float] | None,
         name: str = "QTransformerPolicy",
+        jit_compile: bool = False,
     ):
-        """value_range: (v_min, v_max) for a distributional network, None for scalar outputs."""
+        """value_range: (v_min, v_max) for a distributional network, None for scalar outputs.
+
+        jit_compile: XLA-compile the cached decoder (string lookup stays outside).
+        """
         super().__init__(time_step_spec, action_spec, clip=False, name=name)
         self._q_network = q_network
         self._tokenizer = tokenizer
         self._value_range = value_range
+        self._decode = self._cached_bins
+        if jit_compile:
+            self._decode = tf.function(self._cached_bins, jit_compile=True, autograph=False)
+
+    # Benchmark/test-only switch: decode with D full passes and no cache (the decoder before
+    # the cache), so `qtransformer bench` can measure what the cache saves.
+    _use_cache = True
 
     def greedy_bins(self, observation) -> tf.Tensor:
         """int32 [B, D]: the greedy bin of each dimension, chosen left to right."""
+        if not self._use_cache:
+            return self._uncached_bins(observation)
+        words = self._q_network.instruction_vectors(observation["instruction"])  # [B, E]
+        numeric = {k: v for k, v in observation.items() if k != "instruction"}
+        return self._decode(numeric, words)
+
+    def _scores_argmax(self, outputs: tf.Tensor) -> tf.Tensor:
+        """[B, A] or [B, A, V] outputs of one dimension -> greedy bin [B] int32."""
+        if self._value_range is not None:
+            outputs = losses.expected_value(outputs, *self._value_range)
+        return tf.argmax(outputs, axis=-1, output_type=tf.int32)
+
+    def _cached_bins(self, observation: dict, words: tf.Tensor) -> tf.Tensor:
+        """Greedy bins [B, D] with the key/value cache: one token per dimension."""
+        outputs, cache = self._q_network.decode_start(observation, words)
+        chosen = [self._scores_argmax(outputs)]
+        for i in range(1, self._tokenizer.action_dims):
+            outputs, cache = self._q_network.decode_step(chosen[-1], i, cache)
+            chosen.append(self._scores_argmax(outputs))
+        return tf.stack(chosen, axis=1)
+
+    def _uncached_bins(self, observation) -> tf.Tensor:
+        """Greedy bins [B, D] with D full passes over D tokens (reference, benchmark only)."""
         dims = self._tokenizer.action_dims
         batch = tf.shape(observation["state"])[0]
         chosen = []

@@ -1,0 +1,170 @@
+"""The fast path: one-token s' targets, key/value-cached decoding, XLA decoder, bfloat16.
+
+Each fast variant is checked against the slow reference it replaces (kept reachable only
+through private switches), on random networks and inputs.
+"""
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import tensorflow as tf
+from tf_agents.policies import policy_saver
+from tf_agents.trajectories import time_step as ts
+
+from qtransformer import benchmarks, losses
+from qtransformer.config import TrainConfig
+from qtransformer.policy import QTransformerPolicy
+
+BINS = 9
+
+
+def tiny_config(loss="hl_gauss", **overrides):
+    return TrainConfig(loss=loss).replace(
+        embed_dim=16, num_layers=2, num_heads=2, action_bins=BINS, value_bins=11, head_rank=8,
+        **overrides,
+    )  # fmt: skip
+
+
+def agent_and_batch(loss, dims, batch=32, seed=0, **overrides):
+    tf.random.set_seed(seed)
+    agent = benchmarks.make_agent(tiny_config(loss, **overrides), action_dims=dims)
+    # Target net != online net, so a mix-up between the two would show.
+    for v in agent.target_q_network.trainable_variables:
+        v.assign(v + tf.random.normal(v.shape, stddev=0.05, seed=seed))
+    return agent, benchmarks.synthetic_batch(batch, BINS, action_dims=dims, seed=seed + 1)
+
+
+def test_first_logits_equal_position_zero_of_the_full_pass():
+    agent, b = agent_and_batch("hl_gauss", 5)
+    net = agent.q_network
+    random_bins = tf.random.uniform([32, 5], 0, BINS, tf.int32, seed=1)
+    full = net((b["observation"], random_bins))[0][:, 0]
+    np.testing.assert_allclose(net.first_logits(b["observation"]), full, atol=1e-5)
+
+
+@pytest.mark.parametrize("loss", ["hl_gauss", "c51", "mse"])
+def test_one_token_targets_equal_padded_targets(loss):
+    agent, b = agent_and_batch(loss, 4, mc_lower_bound=False)
+    fast = agent.td_targets(b).numpy()
+    fast_loss = agent.loss(b).loss.numpy()
+    agent._pad_next_state = True
+    padded = agent.td_targets(b).numpy()
+    np.testing.assert_allclose(fast, padded, atol=1e-5)
+    np.testing.assert_allclose(fast_loss, agent.loss(b).loss.numpy(), rtol=1e-5)
+    # The last dimension bootstraps from s' (the part that changed): it must vary.
+    assert np.std(fast[:, -1]) > 1e-4
+
+
+def test_one_token_targets_under_xla_step():
+    agent, b = agent_and_batch("hl_gauss", 4, use_xla=True)
+    fast = agent.train(b).loss.numpy()
+    agent2, _ = agent_and_batch("hl_gauss", 4, use_xla=True)
+    agent2._pad_next_state = True
+    np.testing.assert_allclose(fast, agent2.train(b).loss.numpy(), rtol=1e-5)
+
+
+def uncached_bins(policy, obs):
+    policy._use_cache = False
+    try:
+        return policy.greedy_bins(obs).numpy()
+    finally:
+        policy._use_cache = True
+
+
+@pytest.mark.parametrize(
+    "loss,dims,seed", [("hl_gauss", 8, 0), ("hl_gauss", 3, 1), ("mse", 8, 2), ("bc", 5, 3)]
+)
+@pytest.mark.parametrize("batch", [1, 256])
+def test_cached_decoding_gives_the_uncached_greedy_actions(loss, dims, seed, batch):
+    agent, b = agent_and_batch(loss, dims, batch=batch, seed=seed)
+    policy, obs = agent.policy, b["observation"]
+    expected = uncached_bins(policy, obs)
+    np.testing.assert_array_equal(policy.greedy_bins(obs).numpy(), expected)
+    xla = QTransformerPolicy(
+        policy.time_step_spec, policy.action_spec, policy._q_network, policy._tokenizer,
+        policy._value_range, jit_compile=True,
+    )  # fmt: skip
+    np.testing.assert_array_equal(xla.greedy_bins(obs).numpy(), expected)
+    # Not a degenerate decoder: the chosen bins differ across rows or dimensions.
+    assert len(np.unique(expected)) > 1
+
+
+def test_cached_step_matches_full_pass_outputs():
+    """Cache outputs at every position equal the full pass on the final bins."""
+    agent, b = agent_and_batch("hl_gauss", 6)
+    net, obs = agent.q_network, b["observation"]
+    bins = tf.random.uniform([32, 6], 0, BINS, tf.int32, seed=3)
+    full = net((obs, bins))[0]
+    outputs, cache = net.decode_start(obs)
+    steps = [outputs]
+    for i in range(1, 6):
+        outputs, cache = net.decode_step(bins[:, i - 1], i, cache)
+        steps.append(outputs)
+    np.testing.assert_allclose(tf.stack(steps, 1), full, atol=1e-5)
+
+
+LOAD_SCRIPT = """
+import json, sys
+import tensorflow as tf
+from tf_agents.trajectories import time_step as ts
+policy = tf.saved_model.load(sys.argv[1])
+obs = {"state": tf.constant(json.loads(sys.argv[2]), tf.float32),
+       "instruction": tf.constant(json.loads(sys.argv[3]))}
+n = obs["state"].shape[0]
+step = ts.TimeStep(tf.zeros([n], tf.int32), tf.zeros([n]), tf.ones([n]), obs)
+print(json.dumps(policy.action(step).action.numpy().tolist()))
+"""
+
+
+def test_exported_xla_cached_policy_loads_and_acts(tmp_path):
+    agent, b = agent_and_batch("hl_gauss", 8, batch=5)
+    policy = agent.policy
+    xla = QTransformerPolicy(
+        policy.time_step_spec, policy.action_spec, policy._q_network, policy._tokenizer,
+        policy._value_range, jit_compile=True,
+    )  # fmt: skip
+    obs = b["observation"]
+    policy._use_cache = False
+    expected = policy.action(ts.restart(obs, 5)).action.numpy()
+    policy_saver.PolicySaver(xla, batch_size=None).save(str(tmp_path / "policy"))
+    texts = [t.decode() for t in obs["instruction"].numpy()]
+    result = subprocess.run(
+        [sys.executable, "-c", LOAD_SCRIPT, str(tmp_path / "policy"),
+         json.dumps(obs["state"].numpy().tolist()), json.dumps(texts)],
+        capture_output=True, text=True, timeout=120, check=True,
+    )  # fmt: skip
+    actions = np.array(json.loads(result.stdout.strip().splitlines()[-1]))
+    assert actions.shape == (5, 8)
+    np.testing.assert_allclose(actions, expected, atol=1e-6)
+
+
+def test_bfloat16_matches_float32():
+    """Mixed precision: bfloat16 compute, float32 outputs and losses, same variables."""
+    f32, b = agent_and_batch("hl_gauss", 4, batch=64)
+    tf.random.set_seed(0)
+    bf16 = benchmarks.make_agent(tiny_config(mixed_precision=True), action_dims=4)
+    for name in ("q_network", "target_q_network"):
+        pairs = zip(getattr(bf16, name).variables, getattr(f32, name).variables, strict=True)
+        for copy, source in pairs:
+            assert copy.dtype == tf.float32 and copy.shape == source.shape
+            copy.assign(source)
+    inputs = (b["observation"], b["action_bins"])
+    logits16, logits32 = bf16.q_network(inputs)[0], f32.q_network(inputs)[0]
+    assert logits16.dtype == tf.float32  # value distributions are float32
+    assert not np.array_equal(logits16.numpy(), logits32.numpy())  # bfloat16 did compute
+    np.testing.assert_allclose(logits16, logits32, atol=0.1)  # bfloat16: ~3 digits
+    q16, q32 = (losses.expected_value(x, *tiny_config().model.value_support())
+                for x in (logits16, logits32))  # fmt: skip
+    np.testing.assert_allclose(q16, q32, atol=0.01)
+    np.testing.assert_allclose(bf16.td_targets(b), f32.td_targets(b), atol=0.01)
+    loss16, loss32 = bf16.loss(b).loss.numpy(), f32.loss(b).loss.numpy()
+    np.testing.assert_allclose(loss16, loss32, rtol=0.01)
+    # Training in bfloat16 keeps float32 variables and reduces the loss like float32 does.
+    train = tf.function(bf16.train)
+    for _ in range(30):
+        result = train(b)
+    assert np.isfinite(result.loss.numpy()) and result.loss.numpy() < loss16 - 0.1
+    assert all(v.dtype == tf.float32 for v in bf16.q_network.trainable_variables)
