@@ -52,6 +52,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from qtransformer.flags import check_disjoint
+
 FORMATS = ("npz", "hdf5", "rlds")
 
 
@@ -66,7 +68,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--clip-actions", action="store_true", help="clip instead of rejecting")
     parser.add_argument("--skip-bad", action="store_true", help="skip bad episodes, report them")
     parser.add_argument("--state-keys", default="", help="obs keys concatenated into state")
-    parser.add_argument("--image-key", default=None, help="obs key stored as observation/image")
+    parser.add_argument(
+        "--image-key", default=None, help="obs key stored as observation/image (default: none)"
+    )
     parser.add_argument(
         "--map",
         action="append",
@@ -156,6 +160,7 @@ def convert(
     src = Path(input_path)
     if not src.exists():
         raise FileNotFoundError(f"--input {src} does not exist")
+    check_disjoint({"--out": out_dir}, {"--input": src})  # --overwrite never replaces input
     rlds_io.check_output_dir(out_dir, overwrite)
     if fmt == "npz":
         raws = sources.read_npz(src)
@@ -170,7 +175,7 @@ def convert(
         raws, alignment, reason = conventions.align_raw_episodes(raws, reward_alignment)
     low, high = list(action_low), list(action_high)
     episodes, skipped = [], []
-    for raw in raws:
+    for raw in _guarded(raws, src, fmt):
         try:
             episode = sources.to_episode(
                 raw,
@@ -304,3 +309,19 @@ def conventions_summary(report: dict) -> str:
                 "--episode-end success or timeout"
             )
     return "\n".join(lines)
+
+
+def _guarded(raws, src: Path, fmt: str):
+    """Yield from a reader, turning a library's error on a bad file into one line naming it."""
+    errors: tuple = (OSError, EOFError)
+    if fmt == "rlds":
+        import tensorflow as tf
+
+        errors += (tf.errors.OpError,)
+    try:
+        yield from raws
+    except errors as e:
+        text = (getattr(e, "message", None) or str(e)).strip().splitlines()
+        raise ValueError(
+            f"--input {src}: cannot read it as {fmt} ({text[0] if text else type(e).__name__})"
+        ) from e

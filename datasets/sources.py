@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import re
+import zipfile
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -62,8 +63,7 @@ def read_npz(folder: Path) -> Iterator[RawEpisode]:
     if not files:
         raise FileNotFoundError(f"no .npz files in {folder}")
     for path in files:
-        with np.load(path, allow_pickle=False) as data:
-            arrays = {key: data[key] for key in data.files}
+        arrays = _read_npz_file(path)
         if "observations" in arrays:
             obs = {"observations": arrays.pop("observations")}
         else:
@@ -300,3 +300,12 @@ def _check_finite(value: np.ndarray, key: str, bad) -> None:
     if wrong.any():
         where = np.argwhere(wrong)[0].tolist()
         raise bad(key, f"non-finite value {value[wrong][0]} at index {where}")
+
+
+def _read_npz_file(path: Path) -> dict:
+    """The arrays of one .npz file; ValueError naming it if numpy cannot read it."""
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            return {key: data[key] for key in data.files}
+    except (OSError, EOFError, ValueError, AttributeError, zipfile.BadZipFile) as e:
+        raise ValueError(f"{path}: not a readable .npz archive ({e})") from e

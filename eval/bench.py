@@ -20,10 +20,14 @@ import tempfile
 import time
 from pathlib import Path
 
+from qtransformer import flags
+
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", default="bench.json", help="JSON file to write")
-    parser.add_argument("--steps", type=int, default=30, help="timed train steps per setting")
+    parser.add_argument(
+        "--steps", type=flags.positive_int, default=30, help="timed train steps per setting"
+    )
     parser.add_argument("--quick", action="store_true", help="tiny sizes (smoke test)")
 
 

@@ -23,6 +23,8 @@ import dataclasses
 import time
 from pathlib import Path
 
+from qtransformer import flags
+
 TASK = "pick_place"
 
 
@@ -48,10 +50,27 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="where everything goes (default: %(default)s)",
     )
     parser.add_argument("--quick", action="store_true", help="reduced CI mode (~1-2 minutes)")
-    parser.add_argument("--steps", type=int, default=None, help="training steps (overrides mode)")
-    parser.add_argument("--episodes", type=int, default=None, help="dataset episodes to collect")
-    parser.add_argument("--eval-episodes", type=int, default=None, help="episodes per evaluation")
-    parser.add_argument("--seed", type=int, default=0, help="seed for data, training and eval")
+    parser.add_argument(
+        "--steps",
+        type=flags.positive_int,
+        default=None,
+        help="training steps (default: 50 with --quick, else the TrainConfig default)",
+    )
+    parser.add_argument(
+        "--episodes",
+        type=flags.positive_int,
+        default=None,
+        help="dataset episodes to collect (default: 20 with --quick, else 500)",
+    )
+    parser.add_argument(
+        "--eval-episodes",
+        type=flags.positive_int,
+        default=None,
+        help="episodes per evaluation (default: 5 with --quick, else 50)",
+    )
+    parser.add_argument(
+        "--seed", type=flags.seed, default=0, help="seed for data, training and eval"
+    )
     parser.add_argument("--no-progress", action="store_true", help="hide progress bars")
 
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 
+from qtransformer import flags
 from qtransformer.eval import external_eval
 
 
@@ -25,16 +26,27 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--task", default="pick_place", help="task, comma list, or 'all' (default: pick_place)"
     )
-    parser.add_argument("--episodes", type=int, default=50, help="episodes per task (default: 50)")
-    parser.add_argument("--seed", type=int, default=0, help="seed of the episodes' initial states")
-    parser.add_argument("--report", metavar="FILE.json", help="where to write the JSON report")
-    parser.add_argument("--video", metavar="FILE.mp4|gif", help="video of the first episodes")
     parser.add_argument(
-        "--video-episodes", type=int, default=3, help="episodes per task in the video (default: 3)"
+        "--episodes", type=flags.positive_int, default=50, help="episodes per task (default: 50)"
+    )
+    parser.add_argument(
+        "--seed", type=flags.seed, default=0, help="seed of the episodes' initial states"
+    )
+    parser.add_argument(
+        "--report", metavar="FILE.json", help="where to write the JSON report (default: none)"
+    )
+    parser.add_argument(
+        "--video", metavar="FILE.mp4|gif", help="video of the first episodes (default: none)"
+    )
+    parser.add_argument(
+        "--video-episodes",
+        type=flags.positive_int,
+        default=3,
+        help="episodes per task in the video (default: 3)",
     )
     parser.add_argument(
         "--batch-size",
-        type=int,
+        type=flags.positive_int,
         default=None,
         help="environments stepped in lockstep (default: min(episodes, 64); 1 = unbatched)",
     )
@@ -45,6 +57,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from qtransformer.eval import metrics, rollout
 
+    # Outputs never land in (or replace) the policy being evaluated.
+    flags.check_disjoint(
+        {"--report": args.report, "--video": args.video}, {"--policy": args.policy}
+    )
     if getattr(args, "env", None):  # an environment we did not write
         return external_eval.run(args)
     if args.episodes < 1:

@@ -110,6 +110,12 @@ def run(args: argparse.Namespace) -> int:
     bad = [m for m in methods if m not in METHODS]
     if bad:
         raise CliError(f"--methods: unknown {bad}; valid: {', '.join(METHODS)}")
+    outputs = {
+        "--out": args.out,
+        "--results": args.results,
+        "--cache": getattr(args, "cache", None),
+    }
+    flags.check_disjoint(outputs, {"--config": args.config})
     if min(args.seeds, args.steps, args.evals, args.eval_episodes, args.val_episodes) < 1:
         raise CliError("--seeds, --steps, --evals, --eval-episodes, --val-episodes must be >= 1")
     if args.quick:

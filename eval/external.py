@@ -34,6 +34,8 @@ import dm_env
 import numpy as np
 from dm_env import specs
 
+from qtransformer import flags
+
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Flags of `qtransformer eval` for an external environment."""
@@ -50,7 +52,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )  # fmt: skip
     group.add_argument("--image-key", default=None, help="observation key used as the image")
     group.add_argument(
-        "--success-reward", type=float, default=None,
+        "--success-reward", type=flags.finite_float, default=None,
         help="success = some step's reward >= this (default: info['is_success'], else a "
         "terminal step with positive reward)",
     )  # fmt: skip
@@ -59,7 +61,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "(default: empty; use the one of the training data)",
     )  # fmt: skip
     group.add_argument(
-        "--max-steps", type=int, default=None,
+        "--max-steps", type=flags.positive_int, default=None,
         help="cut episodes after this many steps (default: the environment's own limit)",
     )  # fmt: skip
 

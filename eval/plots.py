@@ -14,6 +14,8 @@ import re
 from collections import defaultdict
 from pathlib import Path
 
+from qtransformer import flags
+
 # Panels shown first (and kept when there are too many tags), in this order.
 KEY_TAGS = ("loss", "q", "success", "return")
 MAX_PANELS = 12
@@ -146,6 +148,7 @@ def run(args: argparse.Namespace) -> int:
 
     if not args.logdir and not args.reports:
         raise ValueError("give --logdir and/or --reports")
+    flags.check_disjoint({"--out": args.out}, {"--logdir": args.logdir, "--reports": args.reports})
     out = Path(args.out)
     if args.logdir:
         print(f"curves: {plot_curves(args.logdir, out / 'learning_curves.png')}")

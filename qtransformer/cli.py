@@ -51,17 +51,16 @@ class _Parser(argparse.ArgumentParser):
 
 
 class _HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
-    """Appends "(default: X)" to a flag's help unless it has no default or says it."""
+    """Appends "(default: X)" to a flag's help unless the help says it ("none" if unset)."""
 
     def _get_help_string(self, action):
         text = action.help or ""
-        if (
-            "default" in text.lower()
-            or action.required
-            or any(action.default is x for x in (None, False, argparse.SUPPRESS))
-            or action.default == []
-        ):
+        if "default" in text.lower() or action.required or action.nargs == 0:
+            return text  # nargs 0: a switch (--overwrite), off unless given
+        if action.default is argparse.SUPPRESS or not action.option_strings:
             return text
+        if action.default is None or action.default == []:
+            return f"{text} (default: none)"
         return super()._get_help_string(action)
 
 

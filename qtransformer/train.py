@@ -218,6 +218,7 @@ def train(
     config, support_line = value_range.resolve(config, dataset_dir)
     if log and support_line:
         log(support_line)
+    flags.check_disjoint({"--workdir": workdir}, {"--dataset": dataset_dir})
     check_workdir_config(workdir, config)  # after the dataset opened: no workdir for a typo
     # Another dataset spec is refused; a corrupt newest checkpoint is skipped, with a note.
     note = check_resume(workdir, dataset_dir, meta, word_vocabulary(meta.instructions))
