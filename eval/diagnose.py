@@ -20,8 +20,9 @@ latest checkpoint in WORKDIR/train/checkpoints, and on the last --episodes episo
   successful and failed episodes.
 
 BC runs (no Q-values) get the agreement and unseen-bin metrics only. The nearest-neighbour
-states come from --train-dataset (default: --dataset without the diagnosed episodes), which
-must be the dataset the run was trained on: it also gives the instruction vocabulary.
+states come from --train-dataset, the dataset the run was trained on (default: the one
+`train` recorded in WORKDIR/dataset_spec.json, else --dataset without the diagnosed
+episodes); the instruction vocabulary from WORKDIR/dataset_spec.json (else that dataset's).
 The diagnosed episodes are held out only if the run was not trained on them. The report
 (JSON, atomic) also goes to TensorBoard as diagnostics/... scalars in WORKDIR/diagnostics
 at the checkpoint's step.
@@ -46,8 +47,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="diagnose its last N episodes (0 = all)")  # fmt: skip
     add(
         "--train-dataset",
-        help="the dataset the run was trained on: vocabulary and neighbour states "
-        "(default: --dataset without the diagnosed episodes)",
+        help="the dataset the run was trained on, for the neighbour states (default: the one "
+        "in WORKDIR/dataset_spec.json, else --dataset without the diagnosed episodes)",
     )
     add("--k", type=flags.positive_int, default=10, help="nearest training states")
     add("--out", metavar="FILE.json", help="where to write the JSON report")
@@ -96,6 +97,9 @@ def diagnose(workdir, dataset, *, episodes=50, train_dataset=None, k=10, batch_s
     meta = read_meta(dataset)
     total = meta.num_episodes
     count = total if episodes == 0 else min(episodes, total)
+    recorded = _recorded_spec(workdir).get("dataset")
+    if train_dataset is None and recorded and Path(recorded).is_dir():
+        train_dataset = recorded  # the dataset `train` recorded in WORKDIR/dataset_spec.json
     same = train_dataset is None or Path(train_dataset).resolve() == Path(dataset).resolve()
     train_meta = meta if train_dataset is None else read_meta(train_dataset)
     if not (
@@ -136,11 +140,22 @@ def diagnose(workdir, dataset, *, episodes=50, train_dataset=None, k=10, batch_s
     return report
 
 
+def _recorded_spec(workdir: Path) -> dict:
+    """WORKDIR/dataset_spec.json as `train` wrote it (dataset, vocabulary, ...), or {}."""
+    import json
+
+    try:
+        return json.loads((Path(workdir) / "dataset_spec.json").read_text())
+    except (OSError, ValueError):
+        return {}
+
+
 def restore_agent(workdir: Path, meta, config):
     """(QTransformerAgent with the latest checkpoint of WORKDIR/train restored, its step).
 
-    The agent is built as `train` builds it (specs and vocabulary from the training
-    dataset's `meta`); the state statistics come from the checkpoint.
+    The agent is built as `train` builds it (specs from the training dataset's `meta`,
+    the instruction vocabulary recorded in WORKDIR/dataset_spec.json, else the words of
+    `meta`'s instructions); the state statistics come from the checkpoint.
     """
     import tensorflow as tf
 
@@ -155,7 +170,8 @@ def restore_agent(workdir: Path, meta, config):
     time_step_spec, action_spec = policy_specs(meta)
     train_step = tf.Variable(0, dtype=tf.int64, trainable=False, name="train_step")
     agent = QTransformerAgent(
-        time_step_spec, action_spec, config, word_vocabulary(meta.instructions),
+        time_step_spec, action_spec, config,
+        _recorded_spec(workdir).get("vocabulary") or word_vocabulary(meta.instructions),
         train_step_counter=train_step,
     )  # fmt: skip
     checkpoint = tf.train.Checkpoint(agent=agent, train_step=train_step)
