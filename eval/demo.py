@@ -2,10 +2,12 @@
 
     qtransformer demo                 # about 15 minutes on 2 CPU cores
     qtransformer demo --quick         # about 1-2 minutes: tiny dataset, 50 steps, 5 episodes
+    qtransformer demo --obs pixels    # from 64x64 camera frames: 120 episodes, 600 steps
 
 Steps, all under --workdir (default ./qtransformer_demo):
-  1. collect a Q-Transformer-style RLDS dataset of pick_place in the sim: ~10% clean
-     expert demos, the rest noisy (many fail)        -> WORKDIR/dataset
+  1. collect a Q-Transformer-style RLDS dataset of pick_place in the sim (the papers'
+     protocol): 1/12 clean expert demos, the rest open-loop noisy replays of them (most
+     fail)                                           -> WORKDIR/dataset
   2. train the default Q-Transformer (HL-Gauss, TrainConfig defaults) with a small
      in-sim evaluation every few steps -> WORKDIR/train (checkpoints, TensorBoard logs,
      exported policy in WORKDIR/train/policy)
@@ -41,6 +43,9 @@ class DemoPlan:
 
 FULL = DemoPlan(episodes=500, steps=None, eval_episodes=50, eval_every=1000, train_eval_episodes=20)
 QUICK = DemoPlan(episodes=20, steps=50, eval_episodes=5, eval_every=25, train_eval_episodes=3)
+# --obs pixels (64x64 frames; README "Observation modes" has the CPU cost): a bounded run whose
+# video shows, beside the scene, the frames the policy saw.
+PIXELS = DemoPlan(episodes=120, steps=600, eval_episodes=20, eval_every=300, train_eval_episodes=5)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -71,6 +76,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--seed", type=flags.seed, default=0, help="seed for data, training and eval"
     )
+    parser.add_argument(
+        "--obs",
+        default="privileged",
+        choices=("privileged", "objects", "pixels"),
+        help="what the policy observes (collect --obs); pixels: 64x64 camera frames, a shorter "
+        "plan and random-shift augmentation (default: %(default)s)",
+    )
     parser.add_argument("--no-progress", action="store_true", help="hide progress bars")
 
 
@@ -93,7 +105,8 @@ def run(args: argparse.Namespace) -> int:
     from qtransformer.eval import metrics, plots, rollout
     from qtransformer.train import train
 
-    plan = QUICK if args.quick else FULL
+    obs = getattr(args, "obs", "privileged")
+    plan = QUICK if args.quick else PIXELS if obs == "pixels" else FULL
     plan = dataclasses.replace(
         plan,
         episodes=args.episodes or plan.episodes,
@@ -108,13 +121,16 @@ def run(args: argparse.Namespace) -> int:
     timings: dict[str, float] = {}
     started = time.perf_counter()
 
-    print(f"[1/4] dataset: {plan.episodes} {TASK} episodes (10% expert, rest noisy) -> {dataset}")
+    print(
+        f"[1/4] dataset: {plan.episodes} {TASK} episodes (1/12 clean demos, the rest open-loop "
+        f"noisy replays of them) -> {dataset}"
+    )
     if _dataset_ready(dataset):
         print("      exists, reusing it (delete it to collect again)")
     else:
         collect_dataset(
-            dataset, tasks=(TASK,), episodes=plan.episodes, demo_fraction=0.1, noise=0.4,
-            seed=args.seed, progress=progress,
+            dataset, tasks=(TASK,), episodes=plan.episodes, seed=args.seed, progress=progress,
+            obs=obs,  # the papers' protocol: collect's defaults (open_loop, 1/12 demos, 0.3)
         )  # fmt: skip
     timings["collect"] = time.perf_counter() - started
 
@@ -127,6 +143,7 @@ def run(args: argparse.Namespace) -> int:
         eval_every=min(plan.eval_every, steps),
         eval_episodes=plan.train_eval_episodes,
         eval_task=TASK,
+        image_shift=4 if obs == "pixels" else None,
     )
     print(f"[2/4] train: {config.steps} steps, loss {config.loss} -> {train_dir}")
     mark = time.perf_counter()

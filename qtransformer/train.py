@@ -9,7 +9,8 @@ Reads RLDS episodes through `qtransformer.data`, trains with `tf_agents.train.Le
     WORKDIR/config.json                 the TrainConfig (a rerun must match its model shape)
     WORKDIR/train/checkpoints/          Learner checkpoints (weights, target net, Adam, step)
     WORKDIR/train/events.out.tfevents*  TensorBoard: train/loss, td_loss, conservative, mean_q,
-                                        td_error, grad_norm, steps_per_s, ...
+                                        td_error, grad_norm, steps_per_s, loss_global (the
+                                        mean over all replicas; train/loss is replica 0's), ...
     WORKDIR/eval/events.out.tfevents*   TensorBoard: eval/<key> from in-training evaluation
     WORKDIR/policy/                     latest greedy policy (PolicySaver SavedModel)
     WORKDIR/policies/<step>/            the policy at each checkpoint
@@ -20,9 +21,8 @@ from __future__ import annotations
 import argparse
 import math
 import time
-from pathlib import Path
 
-from qtransformer import flags, value_range
+from qtransformer import cluster, flags, value_range
 from qtransformer.config import LOSSES, TrainConfig
 from qtransformer.workdir import (
     check_resume,
@@ -84,6 +84,21 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--alpha",
         type=flags.nonneg_float,
         help=f"weight of the conservative regulariser (default: {D.alpha})",
+    )
+    add(
+        "--grad-clip",
+        type=flags.nonneg_float,
+        help=f"global-norm gradient clipping, 0 = off (default: {D.grad_clip})",
+    )
+    add(
+        "--dropout",
+        type=flags.unit_interval_closed_open,
+        help=f"dropout inside the transformer (default: {D.model.dropout})",
+    )
+    add(
+        "--success-only",
+        action="store_true",
+        help="train on successful episodes only (with --loss bc: the bc_filtered baseline)",
     )
     add(
         "--n-step",
@@ -149,6 +164,8 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
         v_from_data=False if getattr(args, "v_min", None) is not None
         or getattr(args, "v_max", None) is not None else None,
         image_shift=getattr(args, "image_shift", None),
+        grad_clip=args.grad_clip, dropout=args.dropout,
+        success_only=True if args.success_only else None,
     )  # fmt: skip
 
 
@@ -156,6 +173,7 @@ def run(args: argparse.Namespace) -> int:
     from qtransformer.cli import CliError
 
     config = config_from_args(args)
+    make_strategy(config.strategy)  # before any TF op: multi_worker configures the runtime
     eval_fn = None
     if config.eval_every:
         eval_fn = _sim_eval_fn(args.dataset, config)
@@ -208,10 +226,14 @@ def train(
     from tqdm import tqdm
 
     from qtransformer.agent import QTransformerAgent
-    from qtransformer.data import make_transition_dataset
+    from qtransformer.data import distributed_transition_dataset, make_transition_dataset
     from qtransformer.network import word_vocabulary
 
-    workdir = Path(workdir)
+    # The strategy first: MultiWorkerMirroredStrategy must configure the runtime before any op.
+    strategy = make_strategy(config.strategy)
+    workdir = cluster.write_dir(workdir, strategy)  # not the chief: a temporary folder
+    if not cluster.is_chief(strategy):
+        eval_fn = None  # the chief evaluates
     tf.random.set_seed(config.seed)
     np.random.seed(config.seed)
     dataset, meta = make_transition_dataset(dataset_dir, config.data, seed=config.seed)
@@ -226,23 +248,30 @@ def train(
         (log or print)(note)
     time_step_spec, action_spec = policy_specs(meta)
     state_stats = _state_statistics(dataset_dir, config)
-    strategy = make_strategy(config.strategy)
     with strategy.scope():
         train_step = train_utils.create_train_step()
         agent = QTransformerAgent(
             time_step_spec, action_spec, config, word_vocabulary(meta.instructions),
             state_stats=state_stats, train_step_counter=train_step,
         )  # fmt: skip
+        # Adam's slots exist before the restore (the Learner would trace a train step for this).
+        agent._optimizer.build(agent.q_network.trainable_variables)  # noqa: SLF001
         runner = learner.Learner(
             str(workdir),
             train_step,
             agent,
-            experience_dataset_fn=lambda: dataset.map(lambda batch: (batch, ())),
+            experience_dataset_fn=None,  # per-worker input below, sharded by InputContext
+            run_optimizer_variable_init=False,
             checkpoint_interval=-1,  # saved below, only after a finite loss
             summary_interval=config.summary_every,
             max_checkpoints_to_keep=3,
             strategy=strategy,
         )
+    # Resume: every worker takes the chief's restored values (no shared file system needed).
+    cluster.sync_from_chief(strategy, _checkpointed_variables(agent, train_step))
+    experience = iter(
+        distributed_transition_dataset(strategy, dataset_dir, config.data, seed=config.seed)
+    )
     saver = policy_saver(agent.policy, train_step)
     checkpointer = runner._checkpointer  # noqa: SLF001 - the Learner's own, restored above
     eval_writer = tf.summary.create_file_writer(str(workdir / "eval"))
@@ -253,7 +282,7 @@ def train(
         chunk = _steps_to_next_event(step, config)
         start = time.perf_counter()
         # One iteration at a time: parallel loop iterations would interleave the collectives.
-        loss_info = runner.run(iterations=chunk, parallel_iterations=1)
+        loss_info = runner.run(iterations=chunk, iterator=experience, parallel_iterations=1)
         rate = chunk / (time.perf_counter() - start)
         values = {"loss": float(loss_info.loss)}
         values.update({k: float(v) for k, v in loss_info.extra.items()})
@@ -270,6 +299,7 @@ def train(
         bar.set_postfix(loss=f"{values['loss']:.4f}", steps_per_s=f"{rate:.1f}")
         with runner.train_summary_writer.as_default():
             tf.summary.scalar("train/steps_per_s", rate, step=step)
+            tf.summary.scalar("train/loss_global", values["loss"], step=step)
         if step % config.checkpoint_every == 0 or step >= config.steps:
             checkpointer.save(train_step)
             export_policy(saver, workdir, step)
@@ -307,6 +337,12 @@ def _state_statistics(dataset_dir, config: TrainConfig, batches: int = 20) -> tu
     except tf.errors.OpError as e:  # a corrupt or truncated shard
         raise ValueError(f"cannot read dataset {dataset_dir}: {e.message.splitlines()[0]}") from e
     return states.mean(axis=0), states.std(axis=0)
+
+
+def _checkpointed_variables(agent, train_step) -> list:
+    """Every variable of the Learner checkpoint: networks, Adam (step and slots), counters."""
+    optimizer = agent._optimizer  # noqa: SLF001
+    return [*agent.variables, *optimizer.variables, train_step]
 
 
 def _steps_to_next_event(step: int, config: TrainConfig, cap: int = 100) -> int:
