@@ -12,9 +12,7 @@ import shutil
 import uuid
 from pathlib import Path
 
-from qtransformer.config import TrainConfig
-
-CLASSIFICATION = ("hl_gauss", "two_hot", "c51")
+from qtransformer.config import CLASSIFICATION, TrainConfig
 
 
 def model_shape(config: TrainConfig) -> dict:
@@ -75,13 +73,16 @@ def make_strategy(name: str):
 
     mirrored without GPUs mirrors over all logical CPU devices (useful for tests).
     Cached: two MirroredStrategy objects over the same devices in one process make
-    their collective ops collide, so repeated `train` calls share one.
+    their collective ops collide, so repeated `train` calls share one. Call it before any
+    other TF op: MultiWorkerMirroredStrategy configures the runtime (see `cluster`).
     """
     import tensorflow as tf
     from tf_agents.train.utils import strategy_utils
 
-    if name == "multi_worker":
-        return tf.distribute.MultiWorkerMirroredStrategy()
+    if name == "multi_worker":  # TF_CONFIG checked, bounded wait for the other workers
+        from qtransformer.cluster import make_multi_worker_strategy
+
+        return make_multi_worker_strategy()
     if name == "mirrored" and not tf.config.list_logical_devices("GPU"):
         cpus = [d.name for d in tf.config.list_logical_devices("CPU")]
         return tf.distribute.MirroredStrategy(devices=cpus)

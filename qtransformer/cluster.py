@@ -1,0 +1,221 @@
+"""Multi-worker tf.distribute: TF_CONFIG checks, one writer, chief broadcast, local launcher.
+
+The scale-out contract (DESIGN.md, "Scale-out"):
+- the strategy is created before any other TF op (`workdir.make_strategy` is the first thing
+  `train.run` and `train.train` do); `MultiWorkerMirroredStrategy` cannot start otherwise;
+- a malformed `TF_CONFIG`, or a cluster whose workers are not all up within
+  `QTRANSFORMER_CLUSTER_TIMEOUT` seconds (default 120), ends the process with one line naming
+  TF_CONFIG and exit code 2 (the strategy blocks in C++ while it waits, so a watchdog thread
+  enforces the limit);
+- only the chief (the `chief` task, else worker 0) writes in --workdir; every other worker writes
+  the same files into a temporary folder removed at exit (the documented tf.distribute
+  pattern: every worker takes part in each save);
+- after the chief restored its checkpoint, `sync_from_chief` copies the chief's variables to
+  every worker with one all-reduce, so a resumed run needs no shared file system.
+"""
+
+from __future__ import annotations
+
+import atexit
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+from pathlib import Path
+
+ENV_TIMEOUT = "QTRANSFORMER_CLUSTER_TIMEOUT"
+DEFAULT_TIMEOUT_S = 120.0
+
+
+def parse_tf_config(raw: str | None) -> dict | None:
+    """The TF_CONFIG dict, checked; None if unset. Raises ValueError (one line) if malformed."""
+    if raw is None or not raw.strip():
+        return None
+    try:
+        config = json.loads(raw)
+    except json.JSONDecodeError as e:
+        raise ValueError(f"TF_CONFIG is not valid JSON ({e}): {raw[:80]!r}") from e
+    cluster = config.get("cluster") if isinstance(config, dict) else None
+    task = config.get("task") if isinstance(config, dict) else None
+    if not isinstance(cluster, dict) or not cluster or not isinstance(task, dict):
+        raise ValueError(
+            'TF_CONFIG needs {"cluster": {"worker": ["host:port", ...]}, '
+            f'"task": {{"type": "worker", "index": i}}}}, got {raw[:80]!r}'
+        )
+    for job, addresses in cluster.items():
+        if not isinstance(addresses, list) or not addresses:
+            raise ValueError(f"TF_CONFIG cluster.{job} must be a non-empty list of host:port")
+        for address in addresses:
+            host, _, port = str(address).rpartition(":")
+            if not host or not port.isdigit():
+                raise ValueError(f"TF_CONFIG cluster.{job} address {address!r} is not host:port")
+    kind, index = task.get("type"), task.get("index")
+    if kind not in cluster:
+        raise ValueError(
+            f"TF_CONFIG task.type {kind!r} is not a job of the cluster {list(cluster)}"
+        )
+    if not isinstance(index, int) or not 0 <= index < len(cluster[kind]):
+        raise ValueError(
+            f"TF_CONFIG task.index {index!r} is out of range for {len(cluster[kind])} {kind}(s)"
+        )
+    return config
+
+
+def cluster_timeout() -> float:
+    raw = os.environ.get(ENV_TIMEOUT, "")
+    try:
+        return float(raw) if raw else DEFAULT_TIMEOUT_S
+    except ValueError as e:
+        raise ValueError(f"{ENV_TIMEOUT} must be a number of seconds, got {raw!r}") from e
+
+
+def make_multi_worker_strategy(timeout_s: float | None = None):
+    """MultiWorkerMirroredStrategy from TF_CONFIG, with every worker reachable in timeout_s.
+
+    Must run before any other TF op. Without TF_CONFIG it is a one-worker strategy.
+    """
+    config = parse_tf_config(os.environ.get("TF_CONFIG"))
+    timeout_s = cluster_timeout() if timeout_s is None else timeout_s
+    import tensorflow as tf
+
+    if config is None:
+        return tf.distribute.MultiWorkerMirroredStrategy()
+    task = f"{config['task']['type']} {config['task']['index']}"
+    peers = [a for addresses in config["cluster"].values() for a in addresses]
+
+    def give_up():  # the main thread is blocked inside TensorFlow: end the process from here
+        sys.stderr.write(
+            f"qtransformer: error: TF_CONFIG: not all workers {peers} came up within "
+            f"{timeout_s:g} s (this is {task}; start every worker, or raise {ENV_TIMEOUT})\n"
+        )
+        sys.stderr.flush()
+        os._exit(2)
+
+    watchdog = threading.Timer(timeout_s, give_up)
+    watchdog.daemon = True
+    watchdog.start()
+    try:
+        strategy = tf.distribute.MultiWorkerMirroredStrategy()
+        _barrier(strategy)  # a first all-reduce: every worker is up and talking
+    except (RuntimeError, ValueError, tf.errors.OpError) as e:
+        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise ValueError(f"TF_CONFIG: cannot start {task} of the cluster {peers}: {first}") from e
+    finally:
+        watchdog.cancel()
+    return strategy
+
+
+def _barrier(strategy) -> None:
+    import tensorflow as tf
+
+    @tf.function
+    def ones():
+        return strategy.run(lambda: tf.ones([]))
+
+    total = strategy.reduce("sum", ones(), axis=None)
+    if int(total.numpy()) != strategy.num_replicas_in_sync:
+        raise RuntimeError(f"barrier all-reduce gave {total.numpy()}")
+
+
+def is_chief(strategy) -> bool:
+    """True where this process writes the shared outputs (always, without multi-worker)."""
+    return bool(strategy.extended.should_checkpoint)
+
+
+def num_workers(strategy) -> int:
+    resolver = getattr(strategy, "cluster_resolver", None)
+    spec = resolver.cluster_spec().as_dict() if resolver is not None else {}
+    return sum(len(spec.get(job, [])) for job in ("chief", "worker")) or 1
+
+
+def write_dir(workdir: str | Path, strategy) -> Path:
+    """workdir on the chief; elsewhere a temporary folder, removed when the process exits."""
+    if is_chief(strategy):
+        return Path(workdir)
+    task = strategy.cluster_resolver
+    tmp = tempfile.mkdtemp(prefix=f"qtransformer-{task.task_type}{task.task_id}-")
+    atexit.register(shutil.rmtree, tmp, ignore_errors=True)
+    return Path(tmp)
+
+
+def sync_from_chief(strategy, variables) -> None:
+    """Give every worker the chief's values of `variables` (e.g. after the chief restored).
+
+    One all-reduce sum in which only replica 0 (the chief's first device) contributes its
+    values; a no-op on one worker, where every replica already holds the same values.
+    """
+    if num_workers(strategy) < 2:
+        return
+    import tensorflow as tf
+
+    variables = list({id(v): v for v in variables}.values())
+
+    @tf.function
+    def chief_values():
+        def replica_fn():
+            ctx = tf.distribute.get_replica_context()
+            first = tf.equal(ctx.replica_id_in_sync_group, 0)
+            values = [tf.where(first, v.read_value(), tf.zeros_like(v)) for v in variables]
+            out = list(values)
+            for dtype in {v.dtype for v in variables}:  # one all-reduce per dtype (packed)
+                index = [i for i, v in enumerate(variables) if v.dtype == dtype]
+                summed = ctx.all_reduce("sum", [values[i] for i in index])
+                for i, value in zip(index, summed, strict=True):
+                    out[i] = value
+            return out
+
+        return strategy.run(replica_fn)
+
+    reduced = strategy.experimental_local_results(chief_values())[0]
+    for variable, value in zip(variables, reduced, strict=True):
+        variable.assign(value)
+
+
+def free_ports(n: int) -> list[int]:
+    """n TCP ports on 127.0.0.1 that were free a moment ago."""
+    sockets = [socket.socket() for _ in range(n)]
+    try:
+        for s in sockets:
+            s.bind(("127.0.0.1", 0))
+        return [s.getsockname()[1] for s in sockets]
+    finally:
+        for s in sockets:
+            s.close()
+
+
+def local_tf_configs(n: int, ports: list[int] | None = None) -> list[str]:
+    """TF_CONFIG strings for n workers on 127.0.0.1 (worker 0 is the chief)."""
+    ports = ports or free_ports(n)
+    cluster = {"worker": [f"127.0.0.1:{p}" for p in ports]}
+    return [
+        json.dumps({"cluster": cluster, "task": {"type": "worker", "index": i}}) for i in range(n)
+    ]
+
+
+def launch_local_workers(
+    argv: list[str], n: int, env: dict | None = None, logs: Path | None = None
+) -> list[subprocess.Popen]:
+    """Start `python -m qtransformer ARGV` n times as one loopback cluster.
+
+    Each worker gets its TF_CONFIG; stdout+stderr go to logs/worker<i>.log if `logs` is given.
+    """
+    configs = local_tf_configs(n)
+    procs = []
+    for i, tf_config in enumerate(configs):
+        out = subprocess.DEVNULL
+        if logs is not None:
+            Path(logs).mkdir(parents=True, exist_ok=True)
+            out = open(Path(logs) / f"worker{i}.log", "w")  # noqa: SIM115 - owned by the child
+        procs.append(
+            subprocess.Popen(
+                [sys.executable, "-m", "qtransformer", *argv],
+                env={**os.environ, **(env or {}), "TF_CONFIG": tf_config},
+                stdout=out,
+                stderr=subprocess.STDOUT,
+            )
+        )
+    return procs
