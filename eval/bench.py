@@ -29,6 +29,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--steps", type=flags.positive_int, default=30, help="timed train steps per setting"
     )
     parser.add_argument("--quick", action="store_true", help="tiny sizes (smoke test)")
+    parser.add_argument(
+        "--no-multi-worker",
+        action="store_true",
+        help="skip the 2-worker loopback run against 1 worker (3 short training processes)",
+    )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -37,6 +42,8 @@ def run(args: argparse.Namespace) -> int:
     if args.steps < 1:
         raise CliError(f"--steps must be >= 1, got {args.steps}")
     results = run_benchmarks(steps=3 if args.quick else args.steps, quick=args.quick)
+    if not args.no_multi_worker:
+        results["multi_worker"] = multi_worker_section(args.quick)
     from qtransformer.eval.metrics import write_report
 
     write_report(results, Path(args.out))
@@ -103,7 +110,18 @@ def pipeline_speed(config, episodes: int, batches: int) -> dict:
         return {"episodes": episodes, **measure_throughput(path, config.data, batches=batches)}
 
 
+def multi_worker_section(quick: bool) -> dict:
+    """2 workers on loopback vs 1 worker, same global batch and seed (eval/multiworker.py)."""
+    from qtransformer.eval.multiworker import multi_worker_bench
+
+    return multi_worker_bench(quick)
+
+
 def print_summary(results: dict) -> None:
+    if "multi_worker" in results:
+        from qtransformer.eval.multiworker import summary_line
+
+        print(summary_line(results["multi_worker"]))
     for name, m in results["model"].items():
         print(
             f"train[{name}, {m['action_bins']} bins]: {m['train_samples_per_s']:,.0f} samples/s "
