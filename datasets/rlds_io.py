@@ -67,6 +67,12 @@ def check_output_dir(out_dir: str | Path, overwrite: bool) -> Path:
         raise FileExistsError(f"output path {out} exists and is not a directory")
     if out.is_dir() and any(out.iterdir()) and not overwrite:
         raise FileExistsError(f"output directory {out} is not empty (pass --overwrite)")
+    if out.is_dir() and any(out.iterdir()) and not (out / "dataset_info.json").is_file():
+        # --overwrite replaces an earlier dataset, never a folder of something else.
+        raise FileExistsError(
+            f"--out {out} is not empty and holds no dataset (no dataset_info.json): "
+            "--overwrite only replaces a dataset; choose another --out"
+        )
     return out
 
 

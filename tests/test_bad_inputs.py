@@ -206,3 +206,17 @@ def test_verbose_shows_the_traceback_of_an_expected_error(tmp_path, capsys):
     argv = ["--verbose", "eval", "--policy", str(tmp_path / "missing"), "--episodes", "1"]
     code, err = run_main(argv, capsys)
     assert code == 2 and "Traceback" in err and "does not exist" in err.splitlines()[-1]
+
+
+def test_overwrite_replaces_only_an_earlier_dataset(tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    _npz_demos(tmp_path / "demos")
+    (tmp_path / "notes").mkdir()
+    (tmp_path / "notes" / "thesis.tex").write_text("months of work")
+    for line in (
+        "convert --format npz --input demos --out notes --overwrite",
+        "collect --episodes 1 --out notes --overwrite",
+    ):
+        code, err = run_main(line.split(), capsys)
+        assert_one_line_error(code, err, "holds no dataset")
+    assert os.listdir(tmp_path / "notes") == ["thesis.tex"]
