@@ -1,0 +1,176 @@
+"""`train --strategy multi_worker`: 2 real worker processes on 127.0.0.1 (TF_CONFIG).
+
+Checks what a user of tf.distribute relies on: both workers exit 0; only the chief writes
+in --workdir; the workers read disjoint halves of the episodes; after a kill -9 of the chief,
+restarting both resumes every worker from the chief's last checkpoint. Plus the one-line
+TF_CONFIG errors (malformed, and an unreachable worker within the time-out).
+"""
+
+import json
+import os
+import re
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from test_train import TINY, toy_dataset
+
+from qtransformer.cluster import launch_local_workers, local_tf_configs, parse_tf_config
+
+ENV = {
+    "CUDA_VISIBLE_DEVICES": "",
+    "TF_CPP_MIN_LOG_LEVEL": "2",
+    "QTRANSFORMER_CLUSTER_TIMEOUT": "90",
+}
+
+
+def _train_argv(dataset, work, config_path, steps):
+    return [
+        "train", "--dataset", str(dataset), "--workdir", str(work), "--config", str(config_path),
+        "--strategy", "multi_worker", "--steps", str(steps), "--no-progress",
+    ]  # fmt: skip
+
+
+def _finish(procs, logs, timeout=600):
+    try:
+        codes = [p.wait(timeout=timeout) for p in procs]
+    finally:
+        for proc in procs:
+            if proc.poll() is None:
+                proc.kill()
+    text = [(logs / f"worker{i}.log").read_text() for i in range(len(procs))]
+    assert codes == [0, 0], "\n".join(t[-3000:] for t in text)
+    return text
+
+
+def _result(log: str) -> dict:
+    """step / resumed_from / loss from the 'trained to step N: {...}' line."""
+    line = [x for x in log.splitlines() if x.startswith("trained to step")][-1]
+    return {
+        k: float(re.search(rf"'{k}': ([-0-9.e]+)", line).group(1))
+        for k in ("step", "resumed_from", "loss")
+    }
+
+
+def _latest_step(work: Path) -> int:
+    state = work / "train" / "checkpoints" / "checkpoint"
+    if not state.exists():
+        return 0
+    found = re.search(r'^model_checkpoint_path: ".*ckpt-(\d+)"', state.read_text(), re.M)
+    return int(found.group(1))
+
+
+def test_two_workers_kill_chief_resume_write_once_disjoint_shards(tmp_path):
+    dataset = toy_dataset(tmp_path / "toy", episodes=8)
+    config_path = tmp_path / "config.json"
+    config_path.write_text(TINY.replace(checkpoint_every=10).to_json())
+    work, scratch = tmp_path / "run", tmp_path / "scratch"
+    scratch.mkdir()
+    env = {**ENV, "QTRANSFORMER_EPISODE_LOG": str(tmp_path / "episodes"), "TMPDIR": str(scratch)}
+
+    # Run 1: kill -9 of the chief once a checkpoint is written; then the other worker.
+    procs = launch_local_workers(_train_argv(dataset, work, config_path, 10_000), 2, env,
+                                 tmp_path / "a")  # fmt: skip
+    try:
+        deadline = time.time() + 600
+        while _latest_step(work) < 10 and time.time() < deadline:
+            assert procs[0].poll() is None, (tmp_path / "a" / "worker0.log").read_text()[-3000:]
+            time.sleep(0.2)
+    finally:
+        for proc in procs:
+            proc.kill()  # SIGKILL, the chief first
+            proc.wait()
+    last = _latest_step(work)
+    assert last >= 10
+
+    # Run 2: restart both. Every worker resumes from the chief's last checkpoint (worker 1 has
+    # none of its own: it takes the chief's values), trains 10 global steps, exits 0.
+    procs = launch_local_workers(_train_argv(dataset, work, config_path, last + 10), 2, env,
+                                 tmp_path / "b")  # fmt: skip
+    logs = _finish(procs, tmp_path / "b")
+    chief, other = _result(logs[0]), _result(logs[1])
+    assert chief["resumed_from"] == other["resumed_from"] == last
+    assert chief["step"] == other["step"] == last + 10  # global steps, counted once
+    assert chief["loss"] == pytest.approx(other["loss"])  # the same all-reduced loss
+    assert _latest_step(work) == last + 10
+
+    # One writer: one TensorBoard file per chief run, no staging left, the other worker's
+    # temporary folders are gone.
+    assert {"config.json", "eval", "policies", "policy", "train"} <= set(os.listdir(work))
+    assert not [name for name in os.listdir(work) if name.startswith(".")]
+    assert len(list((work / "train").glob("events.out.tfevents*"))) == 2
+    assert str(last + 10) in os.listdir(work / "policies")
+    assert list(scratch.iterdir()) == []
+
+    # Disjoint shards: worker i read episodes i, i+2, ... (each recorded by its pipeline).
+    shards = [
+        {int(x) for x in (tmp_path / "episodes" / f"shard-{i}-of-2.txt").read_text().split()}
+        for i in range(2)
+    ]
+    assert shards[0] == {0, 2, 4, 6} and shards[1] == {1, 3, 5, 7}
+
+
+def test_malformed_tf_config_is_one_line_naming_it():
+    with pytest.raises(ValueError, match="^TF_CONFIG is not valid JSON"):
+        parse_tf_config("{cluster: 1}")
+    with pytest.raises(ValueError, match="^TF_CONFIG needs"):
+        parse_tf_config('{"task": {"type": "worker", "index": 0}}')
+    with pytest.raises(ValueError, match="^TF_CONFIG task.index 2 is out of range"):
+        parse_tf_config('{"cluster": {"worker": ["a:1", "b:2"]}, "task": {"type": "worker", '
+                        '"index": 2}}')  # fmt: skip
+    with pytest.raises(ValueError, match="^TF_CONFIG cluster.worker address 'a' is not host:port"):
+        parse_tf_config('{"cluster": {"worker": ["a"]}, "task": {"type": "worker", "index": 0}}')
+    assert parse_tf_config(None) is None
+    config = json.loads(local_tf_configs(2, [1234, 1235])[1])
+    assert parse_tf_config(json.dumps(config))["task"] == {"type": "worker", "index": 1}
+
+
+def _cli(args, env):
+    return subprocess.run(
+        [sys.executable, "-m", "qtransformer", *args], capture_output=True, text=True,
+        timeout=120, env={**os.environ, **ENV, **env},
+    )  # fmt: skip
+
+
+def test_cli_refuses_malformed_tf_config(tmp_path):
+    args = ["train", "--dataset", str(tmp_path), "--workdir", str(tmp_path / "w"),
+            "--strategy", "multi_worker"]  # fmt: skip
+    bad = _cli(args, {"TF_CONFIG": '{"cluster": '})
+    assert bad.returncode == 2
+    assert bad.stderr.strip().splitlines() == [
+        line for line in bad.stderr.strip().splitlines() if "TF_CONFIG is not valid JSON" in line
+    ]
+    assert not (tmp_path / "w").exists()
+
+
+def test_unreachable_worker_times_out_with_one_line(tmp_path):
+    """Worker 0 of a 2-worker cluster whose worker 1 never starts: exit 2, no hang."""
+    args = ["train", "--dataset", str(tmp_path), "--workdir", str(tmp_path / "w"),
+            "--strategy", "multi_worker"]  # fmt: skip
+    start = time.time()
+    result = _cli(args, {"TF_CONFIG": local_tf_configs(2)[0], "QTRANSFORMER_CLUSTER_TIMEOUT": "3"})
+    assert result.returncode == 2, result.stderr[-2000:]
+    lines = [x for x in result.stderr.splitlines() if "error" in x]
+    assert len(lines) == 1 and "TF_CONFIG" in lines[0] and "within 3 s" in lines[0]
+    assert time.time() - start < 100
+    assert not (tmp_path / "w").exists()
+
+
+def test_one_worker_input_is_make_transition_dataset(tmp_path):
+    """distribute_datasets_from_function with 1 pipeline and 1 replica changes nothing."""
+    import numpy as np
+    import tensorflow as tf
+
+    from qtransformer.data import distributed_transition_dataset, make_transition_dataset
+
+    dataset = toy_dataset(tmp_path / "toy")
+    plain, _ = make_transition_dataset(dataset, TINY.data, seed=3)
+    dist = distributed_transition_dataset(tf.distribute.get_strategy(), dataset, TINY.data, seed=3)
+    pairs = list(zip(plain.take(4), dist, strict=False))  # dist repeats forever
+    assert len(pairs) == 4
+    for a, (b, extra) in pairs:
+        assert extra == ()
+        for x, y in zip(tf.nest.flatten(a), tf.nest.flatten(b), strict=True):
+            np.testing.assert_array_equal(x.numpy(), y.numpy())
