@@ -1,6 +1,6 @@
 """Record episodes in the MuJoCo sim with the scripted expert as an RLDS dataset.
 
-Two data protocols (`--replay`, recorded in the dataset description and the experiment's
+Two data protocols (`--replay`, recorded in metadata.json "protocol" and in the experiment's
 results):
 
 open_loop (default; the papers' protocol, see `qtransformer.datasets.replay`): a
@@ -260,6 +260,12 @@ def collect_dataset(
                 f"{demo_fraction:.4g}, noise {noise})"
             ),
             obs_mode=obs,
+            protocol={
+                "replay": replay,
+                "demo_fraction": demo_fraction,
+                "noise": noise,
+                "seed": seed,
+            },  # fmt: skip
         )
     finally:
         bar.close()

@@ -57,6 +57,8 @@ class DatasetMeta:
     tasks: list[str]
     num_transitions: int = 0
     obs_mode: str | None = None  # sim observation mode (sim_envs/observations.py); None: unknown
+    # How sim data was recorded (collect): {"replay", "demo_fraction", "noise", ...}; {}: unknown.
+    protocol: dict = dataclasses.field(default_factory=dict)
     reward_stats: dict = dataclasses.field(default_factory=dict)  # RewardStats.as_dict()
 
 
@@ -97,9 +99,11 @@ class DatasetWriter:
         description: str = "",
         obs_mode: str | None = None,
         gamma: float = 0.98,
+        protocol: dict | None = None,
     ):
         self.out = check_output_dir(out_dir, overwrite).resolve()
         self.obs_mode = obs_mode
+        self.protocol = dict(protocol or {})
         self.action_low = np.asarray(action_low, np.float32).reshape(-1)
         self.action_high = np.asarray(action_high, np.float32).reshape(-1)
         self.state_dim, self.image_shape = int(state_dim), image_shape
@@ -200,6 +204,7 @@ class DatasetWriter:
             "instructions": sorted(self._instructions),
             "tasks": sorted(self._tasks),
             "obs_mode": self.obs_mode,
+            "protocol": self.protocol,
         } | self._rewards.as_dict()
 
 
@@ -213,10 +218,12 @@ def write_dataset(
     episodes_per_shard: int = 500,
     description: str = "",
     obs_mode: str | None = None,
+    protocol: dict | None = None,
 ) -> Path:
     """Write `episodes` (shapes taken from the first one) atomically; returns the path.
 
-    `obs_mode` (sim datasets: the `collect --obs` mode) goes into metadata.json.
+    `obs_mode` (sim datasets: the `collect --obs` mode) and `protocol` (how collect recorded
+    them: replay, demo_fraction, noise) go into metadata.json.
     """
     episodes = iter(episodes)
     first = next(episodes, None)
@@ -233,6 +240,7 @@ def write_dataset(
         episodes_per_shard=episodes_per_shard,
         description=description,
         obs_mode=obs_mode,
+        protocol=protocol,
     ) as writer:
         writer.add(first)
         for episode in episodes:
@@ -258,6 +266,7 @@ def read_meta(dataset_dir: str | Path) -> DatasetMeta:
             tasks=list(raw["tasks"]),
             num_transitions=int(raw.get("num_transitions", 0)),
             obs_mode=raw.get("obs_mode"),
+            protocol=dict(raw.get("protocol") or {}),
             reward_stats={k: raw[k] for k in _STAT_KEYS if k in raw},
         )
     except (OSError, KeyError, TypeError, json.JSONDecodeError) as e:

@@ -8,6 +8,7 @@ import pytest
 from qtransformer.cli import main
 from qtransformer.datasets import load_dataset, read_episodes
 from qtransformer.datasets.collect import collect_dataset, episode_plan, record_episode
+from qtransformer.datasets.replay import episode_seed, record_demo, replay_actions
 
 
 def test_collect_round_trip_matches_direct_recording(tmp_path):
@@ -22,6 +23,7 @@ def test_collect_round_trip_matches_direct_recording(tmp_path):
         progress=False,
         image_size=16,
         summary=summary,
+        replay="closed_loop",
     )
     episodes, meta = load_dataset(path)
     assert meta.num_episodes == 4 and int(episodes.cardinality()) == 4
@@ -67,3 +69,43 @@ def test_plan_mix_is_fixed():
     assert sum(p[4] > 0 for p in noisy) == 4 and sum(p[5] > 0 for p in noisy) == 4
     with pytest.raises(ValueError, match="demo-fraction"):
         episode_plan(("lift",), 5, 1.5, 0.5, 0)
+
+
+def test_open_loop_replays_start_from_their_demo_and_replay_its_actions(tmp_path):
+    path = collect_dataset(
+        tmp_path / "ol", tasks="pick_place", episodes=6, demo_fraction=1 / 3, noise=0.2,
+        seed=5, progress=False,
+    )  # fmt: skip
+    back = read_episodes(path)
+    _, meta = load_dataset(path)
+    assert meta.protocol == {"replay": "open_loop", "demo_fraction": 1 / 3, "noise": 0.2, "seed": 5}
+    assert [b.source for b in back] == ["expert"] * 2 + ["replay"] * 4
+    demos = back[:2]
+    for d, demo in enumerate(demos):  # the clean expert on the demo's own env seed
+        direct = record_demo("pick_place", episode_seed(5, d))
+        np.testing.assert_array_equal(demo.actions, direct.actions)
+        assert demo.success
+    for r, replay in enumerate(back[2:]):
+        demo = demos[r % 2]
+        # Same scene: the replay starts in the demo's initial state.
+        np.testing.assert_array_equal(replay.states[0], demo.states[0])
+        # Open loop: action t is demo action t + N(0, 0.2^2) from the replay's own noise seed,
+        # clipped; past the demo's end, zero motion with the demo's last gripper command.
+        act = replay_actions(demo.actions, 0.2, episode_seed(5, 1, r))
+        want = np.stack([act(t, None) for t in range(len(replay.actions))]).astype(np.float32)
+        np.testing.assert_allclose(replay.actions, want, atol=1e-6)
+        n = min(len(demo.actions), len(replay.actions))
+        assert 0 < np.abs(replay.actions[:n] - demo.actions[:n]).mean() < 0.3
+        if len(replay.actions) > len(demo.actions):
+            tail = replay.actions[len(demo.actions) :]
+            np.testing.assert_array_equal(tail[:, :3], 0.0)
+            np.testing.assert_array_equal(tail[:, 3], demo.actions[-1, 3])
+
+
+def test_noise_zero_replay_reproduces_the_demo():
+    demo = record_demo("pick_place", 11)
+    from qtransformer.datasets.replay import record_replay
+
+    replay = record_replay("pick_place", 11, demo.actions, 0.0, 1)
+    np.testing.assert_allclose(replay.states[: len(demo.states)], demo.states, atol=1e-5)
+    assert replay.success
