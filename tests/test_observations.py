@@ -105,7 +105,7 @@ def _time_step(state, instruction, image=None):
 
     observation = {"state": tf.constant([state]), "instruction": tf.constant([instruction])}
     if image is not None:
-        observation["image"] = tf.constant([image])
+        observation["image"] = tf.constant(np.asarray(image, np.uint8)[None])
     return ts_lib.restart(observation, batch_size=1)
 
 
