@@ -3,9 +3,14 @@
     qtransformer bench --out eval/results/bench.json
 
 Measures, in one process so the ratios compare like with like:
-- train samples/s for the default model and a paper-like one (256 action bins), and the
-  factorised output head against the full action_bins x value_bins head (a ratio);
-- greedy action latency at batch 1 and batched actions/s (batch 256);
+- train samples/s for the default model (4 action dims) and a paper-like one (256 action
+  bins, width 256, 4 layers, 8 action dims), and the factorised output head against the
+  full action_bins x value_bins head (a ratio);
+- the fast path (`benchmarks.fast_path`), each gain as a ratio against the old variant:
+  train samples/s with s' padded to D tokens vs one token, XLA vs not, bfloat16 vs float32;
+  greedy decoding latency (batch 1) and actions/s (batch 256) uncached vs key/value-cached
+  vs cached + XLA;
+- greedy action latency at batch 1 and batched actions/s (batch 256) of the default decoder;
 - sim control steps/s per task against raw MuJoCo stepping of the same model;
 - input-pipeline transitions/s on a freshly collected dataset against what training consumes.
 `--quick` shrinks every measurement (a smoke test, not numbers to quote).
@@ -65,10 +70,16 @@ def run_benchmarks(steps: int, quick: bool = False) -> dict:
     configs = {"default": default, "paper": benchmarks.paper_config()}
     if quick:
         configs = {"default": default.replace(embed_dim=32, num_layers=1, batch_size=16)}
+    dims = {"default": 4, "paper": benchmarks.PAPER_ACTION_DIMS}
     model = {}
     for name, config in configs.items():
-        heads = benchmarks.head_ratio(config, steps)
+        # Fast path first: its "before" figures are the step and decoder as they were.
+        fast = benchmarks.fast_path(
+            config, dims[name], steps, calls=3 if quick else 30, bfloat16=name == "default"
+        )  # bfloat16 only where it is affordable: ~7x slower than float32 on AVX2 CPUs
+        heads = benchmarks.head_ratio(config, steps, action_dims=dims[name])
         model[name] = {
+            "action_dims": dims[name],
             "action_bins": config.data.action_bins,
             "value_bins": config.model.value_bins,
             "embed_dim": config.model.embed_dim,
@@ -77,7 +88,10 @@ def run_benchmarks(steps: int, quick: bool = False) -> dict:
             "train_samples_per_s": heads[config.model.head],
             "train_samples_per_s_full_head": heads["full"],
             "factorised_over_full_head": heads["factorised_over_full"],
-            **benchmarks.action_latency(config, calls=3 if quick else 30),
+            "latency_s_batch1": fast["default_latency_s_batch1"],
+            "actions_per_s_batch256": fast["default_actions_per_s_batch256"],
+            "use_xla": config.use_xla,
+            "fast_path": fast,
         }
     sim = {task: sim_speed(task, steps=200 if quick else 2000) for task in TASKS}
     pipeline = pipeline_speed(default, episodes=8 if quick else 200, batches=5 if quick else 50)
@@ -124,10 +138,22 @@ def print_summary(results: dict) -> None:
         print(summary_line(results["multi_worker"]))
     for name, m in results["model"].items():
         print(
-            f"train[{name}, {m['action_bins']} bins]: {m['train_samples_per_s']:,.0f} samples/s "
+            f"train[{name}, {m['action_bins']} bins, D={m['action_dims']}]: "
+            f"{m['train_samples_per_s']:,.0f} samples/s "
             f"(factorised/full head x{m['factorised_over_full_head']:.2f}); "
             f"action latency b=1 {m['latency_s_batch1'] * 1e3:.1f} ms; "
             f"b=256 {m['actions_per_s_batch256']:,.0f} actions/s"
+        )
+        f = m["fast_path"]
+        t, lat, thr = f["train_samples_per_s"], f["latency_s_batch1"], f["actions_per_s_batch256"]
+        print(
+            f"  fast path[{name}]: train before {t['padded']:,.0f}/s -> now "
+            f"x{f['train_default_over_before']:.2f} (one token x"
+            f"{f['train_one_token_over_padded']:.2f}, XLA x{f['train_xla_over_plain']:.2f}, "
+            f"bf16 x{f.get('train_bf16_over_float32', float('nan')):.2f}); decode b=1 "
+            f"{lat['uncached'] * 1e3:.1f} ms uncached, {lat['cached'] * 1e3:.1f} cached, "
+            f"{lat['cached_xla'] * 1e3:.1f} cached+XLA; b=256 {thr['uncached']:,.0f} / "
+            f"{thr['cached']:,.0f} / {thr['cached_xla']:,.0f} actions/s"
         )
     for task, s in results["sim"].items():
         print(

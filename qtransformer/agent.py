@@ -88,8 +88,9 @@ class QTransformerAgent(tf_agent.TFAgent):
             )  # fmt: skip
         value_range = config.model.value_support() if value_bins else None
         policy = QTransformerPolicy(
-            time_step_spec, action_spec, q_network, self._tokenizer, value_range
-        )
+            time_step_spec, action_spec, q_network, self._tokenizer, value_range,
+            jit_compile=config.use_xla,  # the exported decoder is XLA-compiled too
+        )  # fmt: skip
         # Numeric-only part of the step, XLA-compiled on request (strings stay outside).
         self._grads_fn = tf.function(self._loss_and_grads, jit_compile=True)
         if not config.use_xla:

@@ -103,11 +103,11 @@ def train_samples_per_s(
     return steps * config.data.batch_size / (time.perf_counter() - start)
 
 
-def head_ratio(config: TrainConfig | None = None, steps: int = 30) -> dict:
+def head_ratio(config: TrainConfig | None = None, steps: int = 30, action_dims: int = 4) -> dict:
     """Train throughput with each head and factorised/full (> 1: factorised is faster)."""
     config = config or TrainConfig()
     rates = {
-        head: train_samples_per_s(config.replace(head=head), steps)
+        head: train_samples_per_s(config.replace(head=head), steps, action_dims)
         for head in ("factorised", "full")
     }
     return {**rates, "factorised_over_full": rates["factorised"] / rates["full"]}
@@ -150,53 +150,112 @@ def action_latency(
     return {"latency_s_batch1": out[1], "actions_per_s_batch256": 256 / out[256]}
 
 
-def fast_path(config: TrainConfig, action_dims: int, steps: int, calls: int) -> dict:
-    """Before/after figures of the fast path, all measured in this process.
+def interleaved_seconds(fns: dict, calls: int, rounds: int) -> dict:
+    """Median seconds per call of each fn() -> tensor, timed in interleaved rounds.
+
+    Every round times each variant once (`calls` calls), so a load change on a shared
+    machine hits all variants alike and the ratios stay meaningful.
+    """
+    times = {name: [] for name in fns}
+    for _ in range(rounds):
+        for name, fn in fns.items():
+            start = time.perf_counter()
+            for _ in range(calls):
+                out = fn()
+            out.numpy()
+            times[name].append((time.perf_counter() - start) / calls)
+    return {name: float(np.median(t)) for name, t in times.items()}
+
+
+def _train_fn(config: TrainConfig, action_dims: int, pad_next_state: bool):
+    agent = make_agent(config, action_dims)
+    agent._pad_next_state = pad_next_state
+    batch = synthetic_batch(
+        config.data.batch_size, config.data.action_bins, action_dims=action_dims
+    )
+    train = tf.function(agent.train)
+    train(batch)  # trace, compile and warm up
+    return lambda: train(batch).loss
+
+
+def _decode_fns(config: TrainConfig, action_dims: int, cache: bool, jit: bool) -> dict:
+    from qtransformer.policy import QTransformerPolicy
+
+    policy = make_agent(config, action_dims).policy
+    policy = QTransformerPolicy(
+        policy.time_step_spec, policy.action_spec, policy._q_network, policy._tokenizer,
+        policy._value_range, jit_compile=jit,
+    )  # fmt: skip
+    policy._use_cache = cache
+    action = tf.function(policy.action)
+    fns = {}
+    for batch_size in (1, 256):
+        obs = synthetic_batch(batch_size, config.data.action_bins, action_dims=action_dims)
+        step = ts.restart(obs["observation"], batch_size)
+        action(step)  # trace, compile and warm up
+        fns[batch_size] = lambda step=step: action(step).action
+    return fns
+
+
+def fast_path(
+    config: TrainConfig,
+    action_dims: int,
+    steps: int,
+    calls: int,
+    rounds: int = 3,
+    bfloat16: bool = True,
+) -> dict:
+    """Before/after figures of the fast path, all measured in this process, interleaved.
 
     "before" is the step and decoder as they were: s' padded to D tokens, no XLA, no cache.
-    Ratios > 1 mean the fast variant is faster.
+    Each variant runs `rounds` times `steps` train steps (`calls` decoder calls); the
+    median is reported. Ratios > 1 mean the fast variant is faster. bfloat16: also time the
+    mixed-precision step (slow on CPUs without native bfloat16 matmuls).
     """
     base = config.replace(use_xla=False, mixed_precision=False)
     xla = base.replace(use_xla=True)
-
-    def rate(cfg, pad):
-        return train_samples_per_s(cfg, steps, action_dims, pad_next_state=pad)
-
-    train = {
-        "padded": rate(base, True),
-        "one_token": rate(base, False),
-        "padded_xla": rate(xla, True),
-        "one_token_xla": rate(xla, False),
-        "one_token_bf16": rate(base.replace(mixed_precision=True), False),
-        "one_token_xla_bf16": rate(xla.replace(mixed_precision=True), False),
+    variants = {
+        "padded": (base, True),
+        "one_token": (base, False),
+        "padded_xla": (xla, True),
+        "one_token_xla": (xla, False),
     }
-    decode = {
-        "uncached": action_latency(base, calls, action_dims, cache=False, jit_compile=False),
-        "cached": action_latency(base, calls, action_dims, cache=True, jit_compile=False),
-        "cached_xla": action_latency(base, calls, action_dims, cache=True, jit_compile=True),
-    }
-    train_default = train["one_token_xla" if config.use_xla else "one_token"]
-    decode_default = decode["cached_xla" if config.use_xla else "cached"]
-    return {
+    if bfloat16:
+        variants["one_token_bf16"] = (base.replace(mixed_precision=True), False)
+    fns = {name: _train_fn(cfg, action_dims, pad) for name, (cfg, pad) in variants.items()}
+    seconds = interleaved_seconds(fns, steps, rounds)
+    train = {name: config.data.batch_size / s for name, s in seconds.items()}
+    decoders = {"uncached": (False, False), "cached": (True, False), "cached_xla": (True, True)}
+    decode_fns = {}
+    for name, (cache, jit) in decoders.items():
+        for batch_size, fn in _decode_fns(base, action_dims, cache, jit).items():
+            decode_fns[(name, batch_size)] = fn
+    decode = interleaved_seconds(decode_fns, calls, rounds)
+    latency = {name: decode[(name, 1)] for name in decoders}
+    per_s = {name: 256 / decode[(name, 256)] for name in decoders}
+    now = "one_token_xla" if config.use_xla else "one_token"
+    now_decoder = "cached_xla" if config.use_xla else "cached"
+    out = {
         "action_dims": action_dims,
+        "rounds": rounds,
         "train_samples_per_s": train,
         "train_one_token_over_padded": train["one_token"] / train["padded"],
+        "train_one_token_over_padded_xla": train["one_token_xla"] / train["padded_xla"],
         "train_xla_over_plain": train["one_token_xla"] / train["one_token"],
-        "train_bf16_over_float32": train["one_token_bf16"] / train["one_token"],
-        "train_default_over_before": train_default / train["padded"],
-        "latency_s_batch1": {k: v["latency_s_batch1"] for k, v in decode.items()},
-        "actions_per_s_batch256": {k: v["actions_per_s_batch256"] for k, v in decode.items()},
-        "latency_cached_over_uncached_batch1": decode["cached"]["latency_s_batch1"]
-        / decode["uncached"]["latency_s_batch1"],
-        "actions_per_s_cached_over_uncached_batch256": decode["cached"]["actions_per_s_batch256"]
-        / decode["uncached"]["actions_per_s_batch256"],
-        "latency_xla_over_plain_batch1": decode["cached_xla"]["latency_s_batch1"]
-        / decode["cached"]["latency_s_batch1"],
-        "actions_per_s_xla_over_plain_batch256": decode["cached_xla"]["actions_per_s_batch256"]
-        / decode["cached"]["actions_per_s_batch256"],
-        "default_latency_s_batch1": decode_default["latency_s_batch1"],
-        "default_actions_per_s_batch256": decode_default["actions_per_s_batch256"],
+        "train_default_over_before": train[now] / train["padded"],
+        "latency_s_batch1": latency,
+        "actions_per_s_batch256": per_s,
+        "latency_uncached_over_cached_batch1": latency["uncached"] / latency["cached"],
+        "actions_per_s_cached_over_uncached_batch256": per_s["cached"] / per_s["uncached"],
+        "latency_plain_over_xla_batch1": latency["cached"] / latency["cached_xla"],
+        "actions_per_s_xla_over_plain_batch256": per_s["cached_xla"] / per_s["cached"],
+        "default_latency_s_batch1": latency[now_decoder],
+        "default_actions_per_s_batch256": per_s[now_decoder],
+        "latency_before_over_default_batch1": latency["uncached"] / latency[now_decoder],
     }
+    if bfloat16:
+        out["train_bf16_over_float32"] = train["one_token_bf16"] / train["one_token"]
+    return out
 
 
 def paper_config() -> TrainConfig:

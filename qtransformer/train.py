@@ -133,7 +133,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         choices=("default", "mirrored", "multi_worker", "tpu"),
         help=f"tf.distribute strategy (default: {D.strategy})",
     )
-    add("--xla", action="store_true", help="compile the train step with XLA (jit_compile)")
+    add(
+        "--xla",
+        action="store_true",
+        help="XLA-compile the train step and the exported decoder (jit_compile)",
+    )
+    add(
+        "--mixed-precision",
+        action="store_true",
+        help="bfloat16 compute, float32 losses (for GPUs/TPUs; slower on CPU)",
+    )
     add(
         "--eval-every",
         type=flags.nonneg_int,
@@ -159,6 +168,7 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
         mc_lower_bound=False if args.no_mc_lower_bound else None,
         checkpoint_every=args.checkpoint_every, strategy=args.strategy,
         use_xla=True if args.xla else None, eval_every=args.eval_every,
+        mixed_precision=True if getattr(args, "mixed_precision", False) else None,
         eval_episodes=args.eval_episodes, eval_task=args.eval_task,
         v_min=getattr(args, "v_min", None), v_max=getattr(args, "v_max", None),
         v_from_data=False if getattr(args, "v_min", None) is not None
