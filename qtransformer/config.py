@@ -70,7 +70,7 @@ class ModelConfig:
         (pad and random crop, DrQ; 4 is the usual value at 64x64); 0 = off. See image_encoder.py.
       mixed_precision: compute in bfloat16 (Keras "mixed_bfloat16": float32 variables,
         bfloat16 matmuls); logits, value distributions and losses stay float32. For GPUs/TPUs:
-        on CPU it is slower (see README Benchmarks).
+        CPUs without native bfloat16 matmuls (AVX2) run it several times slower.
     """
 
     embed_dim: int = 64
@@ -131,8 +131,8 @@ class TrainConfig:
       eval_task: sim task for in-training evaluation ("" = the dataset's task).
       seed: seed for initialisation and shuffling.
       strategy: default, mirrored, multi_worker or tpu.
-      use_xla: XLA-compile the train step and the exported greedy decoder. Off by default:
-        on CPU it does not pay for its compile time (see README Benchmarks).
+      use_xla: XLA-compile the train step and the exported greedy decoder. Off by default
+        until `qtransformer bench` shows it wins on CPU (compiles take minutes there).
     """
 
     data: DataConfig = dataclasses.field(default_factory=DataConfig)
