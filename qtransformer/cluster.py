@@ -5,8 +5,8 @@ The scale-out contract (DESIGN.md, "Scale-out"):
   `train.run` and `train.train` do); `MultiWorkerMirroredStrategy` cannot start otherwise;
 - a malformed `TF_CONFIG`, or a cluster whose workers are not all up within
   `QTRANSFORMER_CLUSTER_TIMEOUT` seconds (default 120), ends the process with one line naming
-  TF_CONFIG and exit code 2 (the strategy blocks in C++ while it waits, so a watchdog thread
-  enforces the limit);
+  TF_CONFIG (the strategy blocks in C++ holding the GIL while it waits, so a watchdog process
+  prints the line and ends the worker with SIGKILL: exit status 137, not 2);
 - only the chief (the `chief` task, else worker 0) writes in --workdir; every other worker writes
   the same files into a temporary folder removed at exit (the documented tf.distribute
   pattern: every worker takes part in each save);
@@ -24,7 +24,6 @@ import socket
 import subprocess
 import sys
 import tempfile
-import threading
 from pathlib import Path
 
 ENV_TIMEOUT = "QTRANSFORMER_CLUSTER_TIMEOUT"
@@ -87,17 +86,16 @@ def make_multi_worker_strategy(timeout_s: float | None = None):
     task = f"{config['task']['type']} {config['task']['index']}"
     peers = [a for addresses in config["cluster"].values() for a in addresses]
 
-    def give_up():  # the main thread is blocked inside TensorFlow: end the process from here
-        sys.stderr.write(
-            f"qtransformer: error: TF_CONFIG: not all workers {peers} came up within "
-            f"{timeout_s:g} s (this is {task}; start every worker, or raise {ENV_TIMEOUT})\n"
-        )
-        sys.stderr.flush()
-        os._exit(2)
-
-    watchdog = threading.Timer(timeout_s, give_up)
-    watchdog.daemon = True
-    watchdog.start()
+    # TensorFlow waits for the cluster in C++ holding the GIL (a Python timer thread never
+    # runs, SIGTERM is not acted on): a watchdog process prints the line and SIGKILLs us.
+    message = (
+        f"qtransformer: error: TF_CONFIG: not all workers {peers} came up within "
+        f"{timeout_s:g} s (this is {task}; start every worker, or raise {ENV_TIMEOUT})"
+    )
+    watchdog = subprocess.Popen(
+        [sys.executable, "-c", _WATCHDOG, str(os.getpid()), str(timeout_s), message],
+        stdin=subprocess.DEVNULL,
+    )
     try:
         strategy = tf.distribute.MultiWorkerMirroredStrategy()
         _barrier(strategy)  # a first all-reduce: every worker is up and talking
@@ -105,8 +103,19 @@ def make_multi_worker_strategy(timeout_s: float | None = None):
         first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
         raise ValueError(f"TF_CONFIG: cannot start {task} of the cluster {peers}: {first}") from e
     finally:
-        watchdog.cancel()
+        watchdog.kill()
+        watchdog.wait()
     return strategy
+
+
+_WATCHDOG = """
+import os, signal, sys, time
+pid, timeout, message = int(sys.argv[1]), float(sys.argv[2]), sys.argv[3]
+time.sleep(timeout)
+sys.stderr.write(message + "\\n")
+sys.stderr.flush()
+os.kill(pid, signal.SIGKILL)
+"""
 
 
 def _barrier(strategy) -> None:
