@@ -165,8 +165,11 @@ def test_bfloat16_matches_float32():
     np.testing.assert_allclose(logits16, logits32, atol=0.1)  # bfloat16: ~3 digits
     q16, q32 = (losses.expected_value(x, *tiny_config().model.value_support())
                 for x in (logits16, logits32))  # fmt: skip
-    np.testing.assert_allclose(q16, q32, atol=0.01)
-    np.testing.assert_allclose(bf16.td_targets(b), f32.td_targets(b), atol=0.01)
+    # bfloat16 keeps 8 mantissa bits (~0.4% per op): Q (on a [0, 1] scale) within 2% at
+    # worst and 0.5% on average; the same for the TD targets.
+    np.testing.assert_allclose(q16, q32, atol=0.02)
+    assert np.mean(np.abs(q16 - q32)) < 0.005
+    np.testing.assert_allclose(bf16.td_targets(b), f32.td_targets(b), atol=0.02)
     loss16, loss32 = bf16.loss(b).loss.numpy(), f32.loss(b).loss.numpy()
     np.testing.assert_allclose(loss16, loss32, rtol=0.01)
     # Training in bfloat16 keeps float32 variables and reduces the loss like float32 does.
