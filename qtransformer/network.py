@@ -14,8 +14,9 @@ bins of the last dimension are never read.
 
 Encoders: `state`, standardised with the dataset's per-feature mean and std
 (`state_stats`, std floored at 0.01), by a 2-layer MLP; `image` (when the
-observation spec has one) by a 3-layer stride-2 conv net whose feature maps are
-FiLM-modulated by the instruction embedding (x <- x * (1 + gamma(l)) + beta(l));
+observation spec has one) by a 3-layer conv net whose feature maps are FiLM-modulated
+by the instruction embedding (x <- x * (1 + gamma(l)) + beta(l)), read out by a spatial
+softmax (image_encoder.py; optional random-shift augmentation, `ModelConfig.image_shift`);
 the instruction by a word-level bag-of-words mean over an embedding table learned
 from scratch. Its vocabulary is the words of the dataset's instructions
 (lower-cased, split on anything that is not [a-z0-9]); unknown words map to index 0
@@ -48,6 +49,7 @@ from tensorflow.python.util import tf_decorator, tf_inspect
 from tf_agents.networks import network
 
 from qtransformer.config import ModelConfig
+from qtransformer.image_encoder import FiLMConvEncoder
 
 _NON_WORD = "[^a-z0-9]+"
 
@@ -94,24 +96,6 @@ class InstructionEncoder(tf.keras.layers.Layer):
         vectors = tf.gather(self.embeddings, tf.maximum(ids, 0)) * present  # [B, L, E]
         count = tf.maximum(tf.reduce_sum(present, axis=1), 1.0)
         return tf.reduce_sum(vectors, axis=1) / count  # empty instruction -> zeros
-
-
-class FiLMConvEncoder(tf.keras.layers.Layer):
-    """uint8 image [B, H, W, 3] + conditioning [B, E] -> features [B, E]."""
-
-    def __init__(self, embed_dim: int, filters=(16, 32, 32), name: str = "image"):
-        super().__init__(name=name)
-        self._convs = [tf.keras.layers.Conv2D(f, 3, strides=2, padding="same") for f in filters]
-        self._films = [tf.keras.layers.Dense(2 * f, kernel_initializer="zeros") for f in filters]
-        self._out = tf.keras.layers.Dense(embed_dim)
-
-    def call(self, image: tf.Tensor, cond: tf.Tensor) -> tf.Tensor:
-        x = tf.cast(image, tf.float32) / 255.0
-        for conv, film in zip(self._convs, self._films, strict=True):
-            x = tf.nn.relu(conv(x))
-            gamma, beta = tf.split(film(cond)[:, tf.newaxis, tf.newaxis, :], 2, axis=-1)
-            x = x * (1.0 + gamma) + beta  # zero-initialised FiLM starts as identity
-        return self._out(tf.reduce_mean(x, axis=[1, 2]))
 
 
 class CausalBlock(tf.keras.layers.Layer):
@@ -219,7 +203,9 @@ class QTransformerNetwork(network.Network):
             [tf.keras.layers.Dense(e, activation="gelu"), tf.keras.layers.Dense(e)]
         )
         self._instruction = InstructionEncoder(vocabulary, e)
-        self._image = FiLMConvEncoder(e) if "image" in observation_spec else None
+        self._image = (
+            FiLMConvEncoder(e, shift=model.image_shift) if "image" in observation_spec else None
+        )
         self._bin_embedding = tf.keras.layers.Embedding(action_dims * action_bins, e)
         self._positions = tf.keras.layers.Embedding(action_dims, e)
         self._blocks = [
@@ -280,7 +266,7 @@ class QTransformerNetwork(network.Network):
         state = (tf.cast(observation["state"], tf.float32) - self._state_mean) / self._state_std
         obs = self._state_mlp(state) + words
         if self._image is not None:
-            obs += self._image(observation["image"], words)
+            obs += self._image(observation["image"], words, training=training)
         return obs
 
     def instruction_vectors(self, text: tf.Tensor) -> tf.Tensor:
