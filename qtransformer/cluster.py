@@ -17,6 +17,7 @@ The scale-out contract (DESIGN.md, "Scale-out"):
 from __future__ import annotations
 
 import atexit
+import hashlib
 import json
 import os
 import shutil
@@ -28,6 +29,8 @@ from pathlib import Path
 
 ENV_TIMEOUT = "QTRANSFORMER_CLUSTER_TIMEOUT"
 DEFAULT_TIMEOUT_S = 120.0
+ENV_HEARTBEAT = "QTRANSFORMER_HEARTBEAT_TIMEOUT"
+DEFAULT_HEARTBEAT_S = 60.0  # TF's default, 10 s, ends healthy workers of a busy host
 
 
 def parse_tf_config(raw: str | None) -> dict | None:
@@ -72,6 +75,45 @@ def cluster_timeout() -> float:
         raise ValueError(f"{ENV_TIMEOUT} must be a number of seconds, got {raw!r}") from e
 
 
+def heartbeat_timeout() -> float:
+    raw = os.environ.get(ENV_HEARTBEAT, "")
+    try:
+        value = float(raw) if raw else DEFAULT_HEARTBEAT_S
+    except ValueError:
+        value = -1.0
+    if value <= 0:
+        raise ValueError(f"{ENV_HEARTBEAT} must be a positive number of seconds, got {raw!r}")
+    return value
+
+
+def _configure_coordination(config: dict, heartbeat_s: float) -> None:
+    """TF's own coordination-service set-up for MultiWorkerMirroredStrategy, longer heartbeat.
+
+    The service (on the first chief/worker) declares a task dead when it sends no heartbeat
+    for heartbeat_s; TF's 10 s default is exceeded by healthy workers on a loaded host, and
+    then every collective fails. A dead worker is noticed after heartbeat_s.
+    """
+    from tensorflow.python.distribute import multi_worker_util
+    from tensorflow.python.eager import context
+    from tensorflow.python.training import server_lib
+    from tensorflow.tsl.protobuf import coordination_config_pb2
+
+    if config["task"]["type"] not in ("chief", "worker"):
+        return
+    spec = server_lib.ClusterSpec(config["cluster"])
+    jobs = [
+        coordination_config_pb2.CoordinatedJob(name=job, num_tasks=spec.num_tasks(job))
+        for job in ("chief", "worker")
+        if job in spec.jobs
+    ]
+    context.context().configure_coordination_service(
+        service_type="standalone",
+        service_leader=multi_worker_util.coordination_leader(spec),
+        heartbeat_timeout_in_ms=int(heartbeat_s * 1000),
+        coordinated_jobs=jobs,
+    )
+
+
 def make_multi_worker_strategy(timeout_s: float | None = None):
     """MultiWorkerMirroredStrategy from TF_CONFIG, with every worker reachable in timeout_s.
 
@@ -79,6 +121,7 @@ def make_multi_worker_strategy(timeout_s: float | None = None):
     """
     config = parse_tf_config(os.environ.get("TF_CONFIG"))
     timeout_s = cluster_timeout() if timeout_s is None else timeout_s
+    heartbeat_s = heartbeat_timeout()
     import tensorflow as tf
 
     if config is None:
@@ -92,6 +135,7 @@ def make_multi_worker_strategy(timeout_s: float | None = None):
         f"qtransformer: error: TF_CONFIG: not all workers {peers} came up within "
         f"{timeout_s:g} s (this is {task}; start every worker, or raise {ENV_TIMEOUT})"
     )
+    _configure_coordination(config, heartbeat_s)
     watchdog = subprocess.Popen(
         [sys.executable, "-c", _WATCHDOG, str(os.getpid()), str(timeout_s), message],
         stdin=subprocess.DEVNULL,
@@ -142,13 +186,21 @@ def num_workers(strategy) -> int:
 
 
 def write_dir(workdir: str | Path, strategy) -> Path:
-    """workdir on the chief; elsewhere a temporary folder, removed when the process exits."""
+    """workdir on the chief; elsewhere a temporary folder, removed when the process exits.
+
+    The folder is named by task and workdir (qtransformer-worker1-<hash> in $TMPDIR), and
+    emptied at start: what a killed worker (SIGKILL skips atexit) left there is reclaimed by
+    its restart and never restored from.
+    """
     if is_chief(strategy):
         return Path(workdir)
     task = strategy.cluster_resolver
-    tmp = tempfile.mkdtemp(prefix=f"qtransformer-{task.task_type}{task.task_id}-")
+    key = hashlib.sha1(str(Path(workdir).resolve()).encode()).hexdigest()[:12]
+    tmp = Path(tempfile.gettempdir()) / f"qtransformer-{task.task_type}{task.task_id}-{key}"
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
     atexit.register(shutil.rmtree, tmp, ignore_errors=True)
-    return Path(tmp)
+    return tmp
 
 
 def sync_from_chief(strategy, variables) -> None:
