@@ -7,6 +7,8 @@ The scale-out contract (DESIGN.md, "Scale-out"):
   `QTRANSFORMER_CLUSTER_TIMEOUT` seconds (default 120), ends the process with one line naming
   TF_CONFIG (the strategy blocks in C++ holding the GIL while it waits, so a watchdog process
   prints the line and ends the worker with SIGKILL: exit status 137, not 2);
+- the coordination service declares a worker dead after `QTRANSFORMER_HEARTBEAT_TIMEOUT`
+  seconds without a heartbeat (default 60; TF's 10 s fails healthy workers of a loaded host);
 - only the chief (the `chief` task, else worker 0) writes in --workdir; every other worker writes
   the same files into a temporary folder removed at exit (the documented tf.distribute
   pattern: every worker takes part in each save);

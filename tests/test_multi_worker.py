@@ -128,6 +128,19 @@ def test_malformed_tf_config_is_one_line_naming_it():
     assert parse_tf_config(json.dumps(config))["task"] == {"type": "worker", "index": 1}
 
 
+def test_heartbeat_timeout_from_env(monkeypatch):
+    from qtransformer.cluster import DEFAULT_HEARTBEAT_S, ENV_HEARTBEAT, heartbeat_timeout
+
+    monkeypatch.delenv(ENV_HEARTBEAT, raising=False)
+    assert heartbeat_timeout() == DEFAULT_HEARTBEAT_S
+    monkeypatch.setenv(ENV_HEARTBEAT, "2.5")
+    assert heartbeat_timeout() == 2.5
+    for bad in ("0", "-1", "ten"):
+        monkeypatch.setenv(ENV_HEARTBEAT, bad)
+        with pytest.raises(ValueError, match=f"^{ENV_HEARTBEAT} must be a positive number"):
+            heartbeat_timeout()
+
+
 def _cli(args, env):
     return subprocess.run(
         [sys.executable, "-m", "qtransformer", *args], capture_output=True, text=True,
