@@ -28,13 +28,13 @@ class TableNetwork(network.Network):
     logits = log(two_hot(Q)), whose expected value is exactly Q (two-hot preserves the mean).
     """
 
-    def __init__(self, observation_spec, value_bins=None, name="TableNetwork"):
+    def __init__(self, observation_spec, value_bins=None, support=(0.0, 1.0), name="TableNetwork"):
         spec = (observation_spec, tf.TensorSpec([2], tf.int32))
         super().__init__(input_tensor_spec=spec, name=name)
-        self._value_bins = value_bins
+        self._value_bins, self._support = value_bins, support
 
     def copy(self, **kwargs):
-        return TableNetwork(self.input_tensor_spec[0], self._value_bins, **kwargs)
+        return TableNetwork(self.input_tensor_spec[0], self._value_bins, self._support, **kwargs)
 
     def call(self, inputs, step_type=None, network_state=(), training=False):
         observation, bins = inputs
@@ -43,7 +43,13 @@ class TableNetwork(network.Network):
         q = tf.stack([tf.gather(T0, s), tf.gather(tf.gather(T1, s), a0, batch_dims=1)], axis=1)
         if self._value_bins is None:
             return q, network_state
-        return tf.math.log(losses.two_hot_probs(q, 0.0, 1.0, self._value_bins) + 1e-30), ()
+        probs = losses.two_hot_probs(q, *self._support, self._value_bins)
+        return tf.math.log(probs + 1e-30), ()
+
+    def first_logits(self, observation, training=False):
+        """Position 0 only (what the agent's one-token s' pass asks for)."""
+        bins = tf.zeros([tf.shape(observation["state"])[0], 2], tf.int32)
+        return self.call((observation, bins))[0][:, 0]
 
 
 def batch(rows):
@@ -76,10 +82,12 @@ RAW = [[0.7, 0.81], [0.8, 1.0], [0.2, 0.45], [0.65, 0.7]]
 BOUNDED = [[0.7, 0.81], [1.0, 1.0], [0.6, 0.6], [0.65, 0.7]]
 
 
-def toy_agent(loss="mse", value_bins=None, **overrides):
+def toy_agent(loss="mse_linear", value_bins=None, **overrides):
+    """The agent over the table; mse_linear reads the table as Q, mse as sigmoid logits."""
     time_step_spec, action_spec = benchmarks.specs(state_dim=3, action_dims=2)
     config = TrainConfig(loss=loss).replace(action_bins=3, value_bins=value_bins or 11, **overrides)
-    net = TableNetwork(time_step_spec.observation, value_bins)
+    # Classification: the table as two-hot distributions on the padded value support.
+    net = TableNetwork(time_step_spec.observation, value_bins, config.model.value_support())
     agent = QTransformerAgent(time_step_spec, action_spec, config, q_network=net)
     agent.initialize()
     return agent
@@ -92,9 +100,31 @@ def test_targets_match_hand_computed_table(mc, expected):
 
 
 def test_classification_targets_use_expected_values():
-    # Same table as value distributions over 11 bins on [0, 1]: identical targets.
+    # Same table as value distributions over 11 bins on the padded support [-0.6, 1.6]
+    # (3 bins of width 0.2 beyond each end of [0, 1]): identical targets.
     agent = toy_agent("hl_gauss", value_bins=11)
+    assert agent._config.model.value_support() == pytest.approx((-0.6, 1.6))
     np.testing.assert_allclose(agent.td_targets(batch(ROWS)).numpy(), BOUNDED, atol=1e-5)
+
+
+def test_mse_is_sigmoid_bounded_q():
+    # loss "mse" (the paper's baseline) reads the table as logits: Q = sigmoid(T) on [0, 1].
+    agent = toy_agent("mse", mc_lower_bound=False)
+
+    def sig(x):
+        return 1.0 / (1.0 + np.exp(-np.asarray(x, np.float64)))
+
+    want = []
+    for s, (a0, _), r, d, s_next, _ in ROWS:
+        want.append([sig(T1[s, a0]).max(), r + d * sig(T0[s_next]).max()])
+    np.testing.assert_allclose(agent.td_targets(batch(ROWS)).numpy(), want, atol=1e-6)
+    # Row 0 by hand: max sigmoid(0.6, 0.3, 0.7) = sigmoid(0.7) = 0.668188.
+    assert want[0][0] == pytest.approx(0.668188, abs=1e-6)
+    loss, metrics = agent.loss_terms(batch(ROWS[:1]))
+    # Taken Q: sigmoid(0.5) = 0.622459 vs 0.668188; sigmoid(0.7) = 0.668188 vs 0.9 *
+    # sigmoid(0.9) = 0.9 * 0.710950 = 0.639855.
+    td = (0.5 * (0.622459 - 0.668188) ** 2 + 0.5 * (0.668188 - 0.639855) ** 2) / 2
+    np.testing.assert_allclose(metrics["td_loss"].numpy(), td, rtol=1e-4)
 
 
 def test_mse_loss_by_hand():
@@ -153,7 +183,7 @@ def tiny_agent(alpha=1.0, seed=0):
 
 def unseen_q(agent, b):
     logits = agent.q_network((b["observation"], b["action_bins"]))[0]
-    q = losses.expected_value(logits, 0.0, 1.0)
+    q = agent.q_values(logits)  # expected value on the padded support
     mask = 1.0 - tf.one_hot(b["action_bins"], 8)
     return float(tf.reduce_sum(q * mask) / tf.reduce_sum(mask))
 
@@ -187,8 +217,10 @@ def test_alpha_lowers_q_of_unseen_bins_in_training():
 def kl_to_targets(agent, b):
     """Loss minus the entropy of its target distributions: sum of KLs, 0 when fitted exactly."""
 
+    lo, hi = agent._config.model.value_support()  # [0, 1] padded by 3 bins each side
+
     def entropy(y):
-        p = losses.target_probs("hl_gauss", y, 0.0, 1.0, 11)
+        p = losses.target_probs("hl_gauss", y, lo, hi, 11)
         return float(tf.reduce_mean(-tf.reduce_sum(p * tf.math.log(p + 1e-12), -1)))
 
     return float(agent.loss(b).loss) - entropy(agent.td_targets(b)) - entropy(tf.zeros([1]))
