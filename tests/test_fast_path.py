@@ -95,8 +95,10 @@ def test_cached_decoding_gives_the_uncached_greedy_actions(loss, dims, seed, bat
         policy._value_range, jit_compile=True,
     )  # fmt: skip
     np.testing.assert_array_equal(xla.greedy_bins(obs).numpy(), expected)
-    # Not a degenerate decoder: the chosen bins differ across rows or dimensions.
-    assert len(np.unique(expected)) > 1
+    # Not a degenerate decoder: over 256 rows the chosen bins differ. (At batch 1 a random
+    # network can pick the same bin in all dimensions: seen once in CI for bc, 5 dims.)
+    if batch > 1:
+        assert len(np.unique(expected)) > 1
 
 
 def test_cached_step_matches_full_pass_outputs():
