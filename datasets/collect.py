@@ -33,6 +33,7 @@ import numpy as np
 
 from qtransformer import flags
 from qtransformer.datasets.episode import Episode
+from qtransformer.datasets.replay import run_actions
 
 # (random_action_prob, early_release_prob) cycled over the noisy episodes, see the docstring.
 FAILURE_MODES = ((0.0, 0.0), (0.0, 0.0), (0.3, 0.0), (0.0, 0.5))
@@ -106,34 +107,10 @@ def record_episode(item, image_size: int | None = None, obs: str = "privileged")
 
     task, ep_seed, source, noise, random_p, release_p = item
     env = sim_envs.make(task, seed=ep_seed, image_size=image_size, obs=obs)
-    image_size = env.task.image_size  # obs="pixels" defaults it
     policy = sim_envs.expert_policy(
         env, noise=noise, random_action_prob=random_p, early_release_prob=release_p, seed=ep_seed
     )
-    ts = env.reset()
-    states, images, actions, rewards = [ts.observation["state"]], [], [], []
-    if image_size:
-        images.append(ts.observation["image"])
-    while not ts.last():
-        action = np.asarray(policy(ts), np.float32)
-        ts = env.step(action)
-        actions.append(action)
-        rewards.append(float(ts.reward or 0.0))
-        states.append(ts.observation["state"])
-        if image_size:
-            images.append(ts.observation["image"])
-    terminal = float(ts.discount) == 0.0
-    return Episode(
-        states=np.stack(states),
-        actions=np.stack(actions),
-        rewards=np.asarray(rewards),
-        terminal=terminal,
-        instruction=env.task.language_instruction,
-        task=task,
-        source=source,
-        images=np.stack(images) if image_size else None,
-        success=terminal or max(rewards) > 0,
-    )
+    return run_actions(env, task, lambda t, ts: policy(ts), source)
 
 
 def _record(args):
