@@ -78,12 +78,7 @@ def run(args: argparse.Namespace) -> int:
 def diagnose(workdir, dataset, *, episodes=50, train_dataset=None, k=10, batch_size=256) -> dict:
     """Restore the run in `workdir`, compute the report on `dataset`'s last `episodes`
     episodes (0 = all), write it as TensorBoard scalars to WORKDIR/diagnostics; return it."""
-    import tensorflow as tf
-
-    from qtransformer import diagnostics
     from qtransformer.config import TrainConfig
-    from qtransformer.datasets import read_meta
-    from qtransformer.tokenizer import ActionTokenizer
 
     workdir = Path(workdir)
     config_path = workdir / "config.json"
@@ -91,53 +86,87 @@ def diagnose(workdir, dataset, *, episodes=50, train_dataset=None, k=10, batch_s
         raise FileNotFoundError(f"{config_path} not found: --workdir must be a `train` workdir")
     config = TrainConfig.from_file(config_path)
     if config.loss not in (*_DISTRIBUTIONAL, "mse", "mse_linear", "bc"):
-        raise ValueError(
-            f"{config_path}: diagnose supports Q-Transformer and BC runs, not {config.loss}"
-        )
-    meta = read_meta(dataset)
-    total = meta.num_episodes
-    count = total if episodes == 0 else min(episodes, total)
+        raise ValueError(f"{config_path}: diagnose supports Q-Transformer and BC runs, "
+                         f"not {config.loss}")  # fmt: skip
     recorded = _recorded_spec(workdir).get("dataset")
     if train_dataset is None and recorded and Path(recorded).is_dir():
         train_dataset = recorded  # the dataset `train` recorded in WORKDIR/dataset_spec.json
-    same = train_dataset is None or Path(train_dataset).resolve() == Path(dataset).resolve()
-    train_meta = meta if train_dataset is None else read_meta(train_dataset)
-    if not (
-        len(meta.action_low) == len(train_meta.action_low)
-        and (meta.action_low == train_meta.action_low).all()
-        and (meta.action_high == train_meta.action_high).all()
-    ):
-        raise ValueError(f"{dataset} and {train_meta.path} have different action bounds")
-    reference = (0, total - count) if same else (0, train_meta.num_episodes)
-    if reference[1] == 0:
-        raise ValueError(
-            f"every episode of {dataset} is diagnosed, none is left for the nearest training "
-            "states: pass --train-dataset or a smaller --episodes"
-        )
-    agent, step = restore_agent(workdir, train_meta, config)
-    tokenizer = ActionTokenizer(meta.action_low, meta.action_high, config.data.action_bins)
-    held = load_steps(dataset, total - count, total, config.data.gamma, tokenizer)
-    ref = load_steps(train_meta.path, *reference, config.data.gamma, tokenizer, False)
-    neighbours = diagnostics.nearest_neighbours(held["state"], ref["state"], k)
-    arrays = network_outputs(agent, config, held, batch_size)
-    arrays.update(
-        mc_return=held["mc_return"], success=held["success"], first=held["first"],
-        data_bins=held["bins"], neighbour_bins=ref["bins"][neighbours],
-    )  # fmt: skip
-    report = diagnostics.build_report(arrays, (config.model.v_min, config.model.v_max))
-    report.update(
-        workdir=str(workdir), dataset=str(dataset), train_dataset=str(train_meta.path),
-        diagnosed_episodes=[total - count, total], checkpoint_step=step, loss=config.loss,
-    )  # fmt: skip
-    if config.loss in _DISTRIBUTIONAL:
-        report["entropy"]["max"] = math.log(config.model.value_bins)
-    writer = tf.summary.create_file_writer(str(workdir / "diagnostics"))
-    with writer.as_default():
-        for name, value in diagnostics.flatten_scalars(report).items():
-            if name != "diagnostics/checkpoint_step":
-                tf.summary.scalar(name, value, step=step)
-    writer.flush()
+    probe = HeldOutProbe(dataset, config, episodes=episodes, train_dataset=train_dataset, k=k)
+    agent, step = restore_agent(workdir, probe.train_meta, config)
+    report = probe.report(agent, step, batch_size)
+    report["workdir"] = str(workdir)
+    probe.write_scalars(report, workdir / "diagnostics", step)
     return report
+
+
+class HeldOutProbe:
+    """The held-out steps and their nearest training states, loaded once; `report(agent,
+    step)` runs the network on them. `qtransformer diagnose` uses it on a restored run,
+    `train --diagnose-dataset` on the live agent every --diagnose-every steps.
+    """
+
+    def __init__(self, dataset, config, *, episodes=50, train_dataset=None, k=10):
+        from qtransformer import diagnostics
+        from qtransformer.datasets import read_meta
+        from qtransformer.tokenizer import ActionTokenizer
+
+        if config.loss not in (*_DISTRIBUTIONAL, "mse", "mse_linear", "bc"):
+            raise ValueError(f"diagnose supports Q-Transformer and BC runs, not {config.loss}")
+        meta = read_meta(dataset)
+        total = meta.num_episodes
+        count = total if episodes == 0 else min(episodes, total)
+        same = train_dataset is None or Path(train_dataset).resolve() == Path(dataset).resolve()
+        train_meta = meta if train_dataset is None else read_meta(train_dataset)
+        if not (
+            len(meta.action_low) == len(train_meta.action_low)
+            and (meta.action_low == train_meta.action_low).all()
+            and (meta.action_high == train_meta.action_high).all()
+        ):
+            raise ValueError(f"{dataset} and {train_meta.path} have different action bounds")
+        reference = (0, total - count) if same else (0, train_meta.num_episodes)
+        if reference[1] == 0:
+            raise ValueError(
+                f"every episode of {dataset} is diagnosed, none is left for the nearest "
+                "training states: pass --train-dataset or a smaller --episodes"
+            )
+        tokenizer = ActionTokenizer(meta.action_low, meta.action_high, config.data.action_bins)
+        self.config, self.train_meta = config, train_meta
+        self.held = load_steps(dataset, total - count, total, config.data.gamma, tokenizer)
+        ref = load_steps(train_meta.path, *reference, config.data.gamma, tokenizer, False)
+        neighbours = diagnostics.nearest_neighbours(self.held["state"], ref["state"], k)
+        self.neighbour_bins = ref["bins"][neighbours]  # [N, k, D]: fixed, the network aside
+        self.info = {"dataset": str(dataset), "train_dataset": str(train_meta.path),
+                     "diagnosed_episodes": [total - count, total]}  # fmt: skip
+
+    def report(self, agent, step: int, batch_size: int = 256) -> dict:
+        """The diagnostics report (qtransformer.diagnostics.build_report) of `agent`."""
+        from qtransformer import diagnostics
+
+        config, held = self.config, self.held
+        arrays = network_outputs(agent, config, held, batch_size)
+        arrays.update(
+            mc_return=held["mc_return"], success=held["success"], first=held["first"],
+            data_bins=held["bins"], neighbour_bins=self.neighbour_bins,
+        )  # fmt: skip
+        report = diagnostics.build_report(arrays, (config.model.v_min, config.model.v_max))
+        report.update(self.info, checkpoint_step=int(step), loss=config.loss)
+        if config.loss in _DISTRIBUTIONAL:
+            report["entropy"]["max"] = math.log(config.model.value_bins)
+        return report
+
+    @staticmethod
+    def write_scalars(report: dict, logdir, step: int) -> None:
+        """Every number of `report` as a TensorBoard scalar diagnostics/... at `step`."""
+        import tensorflow as tf
+
+        from qtransformer import diagnostics
+
+        writer = tf.summary.create_file_writer(str(logdir))
+        with writer.as_default():
+            for name, value in diagnostics.flatten_scalars(report).items():
+                if name != "diagnostics/checkpoint_step":
+                    tf.summary.scalar(name, value, step=int(step))
+        writer.flush()
 
 
 def _recorded_spec(workdir: Path) -> dict:

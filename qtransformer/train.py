@@ -12,6 +12,8 @@ Reads RLDS episodes through `qtransformer.data`, trains with `tf_agents.train.Le
                                         td_error, grad_norm, steps_per_s, loss_global (the
                                         mean over all replicas; train/loss is replica 0's), ...
     WORKDIR/eval/events.out.tfevents*   TensorBoard: eval/<key> from in-training evaluation
+    WORKDIR/diagnostics/events.out...   TensorBoard: diagnostics/... on held-out episodes
+                                        (--diagnose-dataset; eval/diagnose.py)
     WORKDIR/policy/                     latest greedy policy (PolicySaver SavedModel)
     WORKDIR/policies/<step>/            the policy at each checkpoint
 """
@@ -154,6 +156,22 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help=f"episodes per in-training evaluation (default: {D.eval_episodes})",
     )
     add("--eval-task", help="sim task for evaluation (default: the dataset's first task)")
+    add(
+        "--diagnose-dataset",
+        help="RLDS dataset of held-out episodes: Q calibration, unseen bins, entropy and "
+        "agreement on its last --diagnose-episodes go to TensorBoard (WORKDIR/diagnostics)",
+    )
+    add(
+        "--diagnose-every",
+        type=flags.positive_int,
+        help="steps between diagnostics (default: --checkpoint-every)",
+    )
+    add(
+        "--diagnose-episodes",
+        type=flags.positive_int,
+        default=20,
+        help="held-out episodes diagnosed (default: 20)",
+    )
     add("--no-progress", action="store_true", help="no progress bar")
 
 
@@ -187,6 +205,11 @@ def run(args: argparse.Namespace) -> int:
     eval_fn = None
     if config.eval_every:
         eval_fn = _sim_eval_fn(args.dataset, config)
+    diagnose_fn = None
+    if args.diagnose_dataset:
+        diagnose_fn = _diagnose_fn(args, config)
+    elif args.diagnose_every:
+        raise CliError("--diagnose-every needs --diagnose-dataset (the held-out episodes)")
     try:
         metrics = train(
             args.dataset,
@@ -194,6 +217,8 @@ def run(args: argparse.Namespace) -> int:
             config,
             progress=not args.no_progress,
             eval_fn=eval_fn,
+            diagnose_fn=diagnose_fn,
+            diagnose_every=args.diagnose_every or config.checkpoint_every,
             log=print,
         )
     except FloatingPointError as e:
@@ -217,8 +242,28 @@ def _sim_eval_fn(dataset_dir, config: TrainConfig):
     return eval_fn
 
 
+def _diagnose_fn(args: argparse.Namespace, config: TrainConfig):
+    """diagnose_fn(agent, step) -> report on --diagnose-dataset's held-out episodes."""
+    from qtransformer.eval.diagnose import HeldOutProbe
+
+    flags.check_disjoint({"--workdir": args.workdir}, {"--diagnose-dataset": args.diagnose_dataset})
+    config, _ = value_range.resolve(config, args.dataset)  # the v-range train() will use
+    probe = HeldOutProbe(
+        args.diagnose_dataset, config, episodes=args.diagnose_episodes, train_dataset=args.dataset
+    )
+    return probe.report
+
+
 def train(
-    dataset_dir, workdir, config: TrainConfig, *, progress=True, eval_fn=None, log=None
+    dataset_dir,
+    workdir,
+    config: TrainConfig,
+    *,
+    progress=True,
+    eval_fn=None,
+    diagnose_fn=None,
+    diagnose_every=0,
+    log=None,
 ) -> dict:
     """Train (or resume) to `config.steps`; returns the final metrics.
 
@@ -227,6 +272,8 @@ def train(
 
     eval_fn(policy, step) -> dict of scalars runs every `config.eval_every` steps (if > 0);
     its results go to TensorBoard as eval/<key> and into the returned dict.
+    diagnose_fn(agent, step) -> report (eval/diagnose.py) runs every `diagnose_every` steps;
+    its numbers go to TensorBoard as diagnostics/... in WORKDIR/diagnostics.
     Raises FloatingPointError if the loss becomes NaN/Inf; the last good checkpoint stays.
     """
     import numpy as np
@@ -243,7 +290,7 @@ def train(
     strategy = make_strategy(config.strategy)
     workdir = cluster.write_dir(workdir, strategy)  # not the chief: a temporary folder
     if not cluster.is_chief(strategy):
-        eval_fn = None  # the chief evaluates
+        eval_fn = diagnose_fn = None  # the chief evaluates
     tf.random.set_seed(config.seed)
     np.random.seed(config.seed)
     dataset, meta = make_transition_dataset(dataset_dir, config.data, seed=config.seed)
@@ -289,7 +336,7 @@ def train(
     metrics: dict = {"step": step, "resumed_from": step}
     bar = tqdm(total=config.steps, initial=step, disable=not progress, desc="train", unit="step")
     while step < config.steps:
-        chunk = _steps_to_next_event(step, config)
+        chunk = _steps_to_next_event(step, config, diagnose_every if diagnose_fn else 0)
         start = time.perf_counter()
         # One iteration at a time: parallel loop iterations would interleave the collectives.
         loss_info = runner.run(iterations=chunk, iterator=experience, parallel_iterations=1)
@@ -319,6 +366,10 @@ def train(
                 for key, value in results.items():
                     tf.summary.scalar(f"eval/{key}", value, step=step)
             metrics.update({f"eval/{k}": v for k, v in results.items()})
+        if diagnose_fn is not None and step % diagnose_every == 0:
+            from qtransformer.eval.diagnose import HeldOutProbe
+
+            HeldOutProbe.write_scalars(diagnose_fn(agent, step), workdir / "diagnostics", step)
     bar.close()
     if not (workdir / "policy").exists():  # resumed a finished run: make sure it is exported
         export_policy(saver, workdir, step)
@@ -355,8 +406,9 @@ def _checkpointed_variables(agent, train_step) -> list:
     return [*agent.variables, *optimizer.variables, train_step]
 
 
-def _steps_to_next_event(step: int, config: TrainConfig, cap: int = 100) -> int:
-    """Steps until the next checkpoint / summary / eval / end, at most `cap` (progress bar)."""
-    periods = [config.checkpoint_every, config.summary_every, config.eval_every, cap]
+def _steps_to_next_event(step: int, config: TrainConfig, diagnose_every=0, cap=100) -> int:
+    """Steps until the next checkpoint / summary / eval / diagnostics / end, at most `cap`."""
+    periods = [config.checkpoint_every, config.summary_every, config.eval_every, diagnose_every]
+    periods.append(cap)  # the progress bar moves at least every `cap` steps
     nearest = min(p - step % p for p in periods if p > 0)
     return max(1, min(nearest, config.steps - step))

@@ -209,3 +209,38 @@ def test_diagnose_errors_are_one_line(toy, tmp_path, capsys):
     assert "no checkpoint in" in err and len(err.strip().splitlines()) == 1
     assert main(["diagnose", "--workdir", str(work), "--dataset", str(toy), "--episodes", "0"]) == 2
     assert "none is left for the nearest training states" in capsys.readouterr().err
+
+
+def test_train_writes_diagnostics_to_tensorboard_during_training(toy, tmp_path):
+    """train --diagnose-dataset: diagnostics/... scalars at every --diagnose-every step, from
+    the live agent; the last one equals `diagnose` on the final checkpoint."""
+    import tensorflow as tf
+
+    from qtransformer.cli import main
+
+    work = tmp_path / "run"
+    argv = ["train", "--dataset", str(toy), "--workdir", str(work), "--steps", "6",
+            "--embed-dim", "16", "--layers", "1", "--heads", "2", "--batch-size", "8",
+            "--checkpoint-every", "6", "--diagnose-dataset", str(toy),
+            "--diagnose-every", "3", "--diagnose-episodes", "4", "--no-progress"]  # fmt: skip
+    assert main(argv) == 0
+    events = sorted((work / "diagnostics").glob("events.out.tfevents*"))
+    assert len(events) >= 1
+    by_step: dict[int, dict[str, float]] = {}
+    for path in events:
+        for event in tf.compat.v1.train.summary_iterator(str(path)):
+            for value in event.summary.value:
+                number = float(tf.make_ndarray(value.tensor))
+                by_step.setdefault(event.step, {})[value.tag] = number
+    assert sorted(by_step) == [3, 6]
+    assert "diagnostics/q/last_dimension/spearman" in by_step[3]
+    assert "diagnostics/entropy/data_action/dim1" in by_step[6]
+    # The same numbers from the restored final checkpoint (a second, independent path).
+    out = tmp_path / "report.json"
+    cli = ["diagnose", "--workdir", str(work), "--dataset", str(toy), "--episodes", "4"]
+    assert main(cli + ["--train-dataset", str(toy), "--out", str(out)]) == 0
+    report = json.loads(out.read_text())
+    assert by_step[6]["diagnostics/q/last_dimension/mae"] == pytest.approx(
+        report["q"]["last_dimension"]["mae"], rel=1e-4
+    )
+    assert main(argv[:7] + ["--diagnose-every", "3"]) == 2  # needs --diagnose-dataset
