@@ -80,12 +80,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
 
 
-def episode_plan(tasks, episodes: int, demo_fraction: float, noise: float, seed: int) -> list:
-    """One (task, seed, source, noise, random_action_prob, early_release_prob) per episode."""
+def _check_counts(episodes: int, demo_fraction: float) -> None:
+    """The same range checks as the CLI flags, for callers from Python."""
     if not 0.0 <= demo_fraction <= 1.0:
         raise ValueError(f"--demo-fraction must be in [0, 1], got {demo_fraction}")
     if episodes < 1:
         raise ValueError(f"--episodes must be >= 1, got {episodes}")
+
+
+def episode_plan(tasks, episodes: int, demo_fraction: float, noise: float, seed: int) -> list:
+    """One (task, seed, source, noise, random_action_prob, early_release_prob) per episode."""
+    _check_counts(episodes, demo_fraction)
     demos = int(round(demo_fraction * episodes))
     is_demo = np.zeros(episodes, bool)
     is_demo[np.random.default_rng(seed).permutation(episodes)[:demos]] = True
@@ -129,10 +134,7 @@ def open_loop_jobs(tasks, episodes: int, demo_fraction: float, noise: float, see
     """(demo jobs, function demo episodes -> replay jobs) of the open-loop protocol."""
     from qtransformer.datasets.replay import episode_seed
 
-    if not 0.0 <= demo_fraction <= 1.0:
-        raise ValueError(f"--demo-fraction must be in [0, 1], got {demo_fraction}")
-    if episodes < 1:
-        raise ValueError(f"--episodes must be >= 1, got {episodes}")
+    _check_counts(episodes, demo_fraction)
     demos = min(episodes, max(1, int(round(demo_fraction * episodes))))
     demo_jobs = [(tasks[d % len(tasks)], episode_seed(seed, d)) for d in range(demos)]
 

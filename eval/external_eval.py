@@ -50,30 +50,9 @@ def _actor(policy, instruction: str, seed: int):
             return rng.uniform(spec.minimum, spec.maximum, (len(envs), *spec.shape))
 
         return act_random
-    import tensorflow as tf
-    from tf_agents.policies import tf_policy
-    from tf_agents.trajectories import time_step as ts_lib
+    from qtransformer.eval.rollout import tf_policy_actor
 
-    action_fn = policy.action
-    if isinstance(policy, tf_policy.TFPolicy):
-        action_fn = tf.function(policy.action)
-
-    def act_tf(envs, steps):
-        observation = {
-            "state": tf.constant(np.stack([s.observation["state"] for s in steps]), tf.float32),
-            "instruction": tf.constant([instruction] * len(steps), tf.string),
-        }
-        if "image" in steps[0].observation:
-            observation["image"] = tf.constant(np.stack([s.observation["image"] for s in steps]))
-        time_step = ts_lib.TimeStep(
-            step_type=tf.constant([int(s.step_type) for s in steps], tf.int32),
-            reward=tf.constant([s.reward or 0.0 for s in steps], tf.float32),
-            discount=tf.constant([1.0 if s.discount is None else s.discount for s in steps]),
-            observation=observation,
-        )
-        return np.asarray(action_fn(time_step).action, np.float32)
-
-    return act_tf
+    return tf_policy_actor(policy, lambda envs: [instruction] * len(envs))
 
 
 def evaluate_external(

@@ -128,6 +128,15 @@ def _make_actor(policy, seed: int) -> Callable[[list, list], np.ndarray]:
 
         return act_expert
 
+    return tf_policy_actor(policy, lambda envs: [e.task.language_instruction for e in envs])
+
+
+def tf_policy_actor(policy, instructions: Callable[[list], list[str]]):
+    """act(envs, time_steps) -> float32[B, D] for a TFPolicy or a loaded SavedModel policy.
+
+    Batches the dm_env time steps of B envs into one tf_agents TimeStep (state, image when
+    the time steps have one, and `instructions(envs)`) and returns the policy's actions.
+    """
     import tensorflow as tf
     from tf_agents.policies import tf_policy
     from tf_agents.trajectories import time_step as ts_lib
@@ -139,7 +148,7 @@ def _make_actor(policy, seed: int) -> Callable[[list, list], np.ndarray]:
     def act_tf(envs, steps):
         observation = {
             "state": tf.constant(np.stack([s.observation["state"] for s in steps]), tf.float32),
-            "instruction": tf.constant([e.task.language_instruction for e in envs], tf.string),
+            "instruction": tf.constant(instructions(envs), tf.string),
         }
         if "image" in steps[0].observation:
             observation["image"] = tf.constant(np.stack([s.observation["image"] for s in steps]))

@@ -2,7 +2,6 @@
 
 - `train_samples_per_s(config)`: transitions per second through the compiled train step.
 - `head_ratio(config)`: train throughput of the factorised head over the full head.
-- `action_latency(config)`: greedy decoding, seconds per call at batch 1 and actions/s at 256.
 - `fast_path(config, action_dims)`: each gain of the fast path as a ratio measured in one
   process: train with s' padded to D tokens vs one token, with and without XLA (and
   bfloat16 mixed precision); greedy decoding uncached vs key/value-cached vs cached + XLA.
@@ -111,43 +110,6 @@ def head_ratio(config: TrainConfig | None = None, steps: int = 30, action_dims: 
         for head in ("factorised", "full")
     }
     return {**rates, "factorised_over_full": rates["factorised"] / rates["full"]}
-
-
-def action_latency(
-    config: TrainConfig | None = None,
-    calls: int = 30,
-    action_dims: int = 4,
-    cache: bool = True,
-    jit_compile: bool | None = None,
-) -> dict:
-    """Greedy decoding: mean seconds per action at batch 1, and actions/s at batch 256.
-
-    cache=False decodes with D full passes (the old decoder); jit_compile: XLA-compile the
-    cached decoder (None: as the agent builds it from `config.use_xla`).
-    """
-    from qtransformer.policy import QTransformerPolicy
-
-    config = config or TrainConfig()
-    policy = make_agent(config, action_dims).policy
-    if jit_compile is not None:
-        policy = QTransformerPolicy(
-            policy.time_step_spec, policy.action_spec, policy._q_network, policy._tokenizer,
-            policy._value_range, jit_compile=jit_compile,
-        )  # fmt: skip
-    policy._use_cache = cache
-    action = tf.function(policy.action)
-    out = {}
-    for batch_size in (1, 256):
-        obs = synthetic_batch(batch_size, config.data.action_bins, action_dims=action_dims)
-        obs = obs["observation"]
-        step = ts.restart(obs, batch_size)
-        action(step)
-        start = time.perf_counter()
-        for _ in range(calls):
-            result = action(step).action
-        result.numpy()
-        out[batch_size] = (time.perf_counter() - start) / calls
-    return {"latency_s_batch1": out[1], "actions_per_s_batch256": 256 / out[256]}
 
 
 def interleaved_seconds(fns: dict, calls: int, rounds: int) -> dict:
