@@ -3,7 +3,10 @@
     python scripts/experiment_status.py eval/results/pick_place_runs
 
 Prints, for every cached run JSON (tuning runs on VALIDATION seeds, test runs on TEST seeds),
-the method, its hyperparameters, the training seed and the success at each evaluated step.
+the method, its hyperparameters, the training seed and the success at each evaluated step;
+then, for every method with finished test runs, the summary `experiment` will report
+(`eval.experiment.summarize_method`: peak and final pooled success with Wilson intervals, the
+seed mean with its Student-t interval), so partial results can be read before the end.
 """
 
 from __future__ import annotations
@@ -23,7 +26,33 @@ def main(folder: str) -> int:
     print("| runs | method | hyperparameters | train seed | successes at step |")
     print("|---|---|---|---|---|")
     print("\n".join(rows))
+    print_summaries(folder)
     return 0
+
+
+def print_summaries(folder: str) -> None:
+    from qtransformer.eval.experiment import summarize_method
+
+    tests: dict[str, list[dict]] = {}
+    for path in sorted(Path(folder).glob("test_*.json")):
+        run = json.loads(path.read_text())
+        tests.setdefault(run["method"], []).append(run)
+    if not tests:
+        return
+    print()
+    print("| method | test seeds | peak (step) | final pooled [Wilson 95%] | seed mean [t 95%] "
+          "| final per seed |")  # fmt: skip
+    print("|---|---|---|---|---|---|")
+    for method, runs in tests.items():
+        m = summarize_method(runs, runs[0]["points"][-1]["episodes"])
+        per_seed = ", ".join(f"{v:.2f}" for v in m["per_seed_final"])
+        low, high = m["final_ci95"]
+        s_low, s_high = m["seed_ci95"]
+        print(
+            f"| {method} | {m['seeds']} | {m['peak_success']:.3f} ({m['peak_step']}) "
+            f"| {m['final_success']:.3f} [{low:.3f}, {high:.3f}] "
+            f"| {m['seed_mean']:.3f} [{s_low:.3f}, {s_high:.3f}] | {per_seed} |"
+        )
 
 
 if __name__ == "__main__":
