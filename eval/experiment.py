@@ -353,12 +353,15 @@ def plot_results(results: dict, stem: Path) -> None:
 
 
 def print_table(results: dict) -> None:
-    print(f"{'method':<12} {'peak':>6} {'final':>6}  pooled 95%       seed mean [95% t]    chosen")
+    """One line per method of results["methods"] (summarize_method + "chosen")."""
+    print(f"{'method':<12} {'seeds':>5} {'peak':>6} {'final':>6}  pooled 95%       "
+          "seed mean [95% t]    final per seed                chosen")  # fmt: skip
     for name, m in results["methods"].items():
         low, high = m["final_ci95"]
         s_low, s_high = m["seed_ci95"]
+        per_seed = ", ".join(f"{v:.2f}" for v in m["per_seed_final"])
         print(
-            f"{name:<12} {m['peak_success']:6.3f} {m['final_success']:6.3f}  "
+            f"{name:<12} {m['seeds']:>5} {m['peak_success']:6.3f} {m['final_success']:6.3f}  "
             f"[{low:.3f}, {high:.3f}]  {m['seed_mean']:.3f} [{s_low:.3f}, {s_high:.3f}]  "
-            f"{m['chosen']}"
+            f"{per_seed:<28}  {m['chosen']}"
         )

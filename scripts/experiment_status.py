@@ -31,7 +31,7 @@ def main(folder: str) -> int:
 
 
 def print_summaries(folder: str) -> None:
-    from qtransformer.eval.experiment import summarize_method
+    from qtransformer.eval.experiment import print_table, summarize_method
 
     tests: dict[str, list[dict]] = {}
     for path in sorted(Path(folder).glob("test_*.json")):
@@ -40,19 +40,12 @@ def print_summaries(folder: str) -> None:
     if not tests:
         return
     print()
-    print("| method | test seeds | peak (step) | final pooled [Wilson 95%] | seed mean [t 95%] "
-          "| final per seed |")  # fmt: skip
-    print("|---|---|---|---|---|---|")
-    for method, runs in tests.items():
-        m = summarize_method(runs, runs[0]["points"][-1]["episodes"])
-        per_seed = ", ".join(f"{v:.2f}" for v in m["per_seed_final"])
-        low, high = m["final_ci95"]
-        s_low, s_high = m["seed_ci95"]
-        print(
-            f"| {method} | {m['seeds']} | {m['peak_success']:.3f} ({m['peak_step']}) "
-            f"| {m['final_success']:.3f} [{low:.3f}, {high:.3f}] "
-            f"| {m['seed_mean']:.3f} [{s_low:.3f}, {s_high:.3f}] | {per_seed} |"
-        )
+    methods = {
+        method: {**summarize_method(runs, runs[0]["points"][-1]["episodes"]),
+                 "chosen": runs[0]["params"]}
+        for method, runs in tests.items()
+    }  # fmt: skip
+    print_table({"methods": methods})
 
 
 if __name__ == "__main__":
