@@ -85,9 +85,7 @@ def diagnose(workdir, dataset, *, episodes=50, train_dataset=None, k=10, batch_s
     if not config_path.is_file():
         raise FileNotFoundError(f"{config_path} not found: --workdir must be a `train` workdir")
     config = TrainConfig.from_file(config_path)
-    if config.loss not in (*_DISTRIBUTIONAL, "mse", "mse_linear", "bc"):
-        raise ValueError(f"{config_path}: diagnose supports Q-Transformer and BC runs, "
-                         f"not {config.loss}")  # fmt: skip
+    _check_loss(config, f"{config_path}: ")
     recorded = _recorded_spec(workdir).get("dataset")
     if train_dataset is None and recorded and Path(recorded).is_dir():
         train_dataset = recorded  # the dataset `train` recorded in WORKDIR/dataset_spec.json
@@ -97,6 +95,11 @@ def diagnose(workdir, dataset, *, episodes=50, train_dataset=None, k=10, batch_s
     report["workdir"] = str(workdir)
     probe.write_scalars(report, workdir / "diagnostics", step)
     return report
+
+
+def _check_loss(config, where: str = "") -> None:
+    if config.loss not in (*_DISTRIBUTIONAL, "mse", "mse_linear", "bc"):
+        raise ValueError(f"{where}diagnose supports Q-Transformer and BC runs, not {config.loss}")
 
 
 class HeldOutProbe:
@@ -110,8 +113,7 @@ class HeldOutProbe:
         from qtransformer.datasets import read_meta
         from qtransformer.tokenizer import ActionTokenizer
 
-        if config.loss not in (*_DISTRIBUTIONAL, "mse", "mse_linear", "bc"):
-            raise ValueError(f"diagnose supports Q-Transformer and BC runs, not {config.loss}")
+        _check_loss(config)
         meta = read_meta(dataset)
         total = meta.num_episodes
         count = total if episodes == 0 else min(episodes, total)
@@ -138,11 +140,15 @@ class HeldOutProbe:
         self.info = {"dataset": str(dataset), "train_dataset": str(train_meta.path),
                      "diagnosed_episodes": [total - count, total]}  # fmt: skip
 
-    def report(self, agent, step: int, batch_size: int = 256) -> dict:
-        """The diagnostics report (qtransformer.diagnostics.build_report) of `agent`."""
+    def report(self, agent, step: int, batch_size: int = 256, config=None) -> dict:
+        """The diagnostics report (qtransformer.diagnostics.build_report) of `agent`.
+
+        config: the agent's TrainConfig when it differs from the probe's (train() passes the
+        one with the value range resolved from the data); default: the probe's.
+        """
         from qtransformer import diagnostics
 
-        config, held = self.config, self.held
+        config, held = config or self.config, self.held
         arrays = network_outputs(agent, config, held, batch_size)
         arrays.update(
             mc_return=held["mc_return"], success=held["success"], first=held["first"],

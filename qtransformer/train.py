@@ -243,11 +243,10 @@ def _sim_eval_fn(dataset_dir, config: TrainConfig):
 
 
 def _diagnose_fn(args: argparse.Namespace, config: TrainConfig):
-    """diagnose_fn(agent, step) -> report on --diagnose-dataset's held-out episodes."""
+    """diagnose_fn(agent, step, config=) -> report on --diagnose-dataset's held-out episodes."""
     from qtransformer.eval.diagnose import HeldOutProbe
 
     flags.check_disjoint({"--workdir": args.workdir}, {"--diagnose-dataset": args.diagnose_dataset})
-    config, _ = value_range.resolve(config, args.dataset)  # the v-range train() will use
     probe = HeldOutProbe(
         args.diagnose_dataset, config, episodes=args.diagnose_episodes, train_dataset=args.dataset
     )
@@ -272,7 +271,8 @@ def train(
 
     eval_fn(policy, step) -> dict of scalars runs every `config.eval_every` steps (if > 0);
     its results go to TensorBoard as eval/<key> and into the returned dict.
-    diagnose_fn(agent, step) -> report (eval/diagnose.py) runs every `diagnose_every` steps;
+    diagnose_fn(agent, step, config=config) -> report (eval/diagnose.py HeldOutProbe.report;
+    config is the one with the resolved value range) runs every `diagnose_every` steps;
     its numbers go to TensorBoard as diagnostics/... in WORKDIR/diagnostics.
     Raises FloatingPointError if the loss becomes NaN/Inf; the last good checkpoint stays.
     """
@@ -284,6 +284,7 @@ def train(
 
     from qtransformer.agent import QTransformerAgent
     from qtransformer.data import distributed_transition_dataset, make_transition_dataset
+    from qtransformer.eval.diagnose import HeldOutProbe
     from qtransformer.network import word_vocabulary
 
     # The strategy first: MultiWorkerMirroredStrategy must configure the runtime before any op.
@@ -367,9 +368,8 @@ def train(
                     tf.summary.scalar(f"eval/{key}", value, step=step)
             metrics.update({f"eval/{k}": v for k, v in results.items()})
         if diagnose_fn is not None and step % diagnose_every == 0:
-            from qtransformer.eval.diagnose import HeldOutProbe
-
-            HeldOutProbe.write_scalars(diagnose_fn(agent, step), workdir / "diagnostics", step)
+            report = diagnose_fn(agent, step, config=config)
+            HeldOutProbe.write_scalars(report, workdir / "diagnostics", step)
     bar.close()
     if not (workdir / "policy").exists():  # resumed a finished run: make sure it is exported
         export_policy(saver, workdir, step)
