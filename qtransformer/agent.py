@@ -7,6 +7,9 @@ Loss for the classification losses (hl_gauss, two_hot, c51), per dimension i:
     L = mean_{b,i} CE(logits(s, a_<i)[a_i], p(y_i))                       (TD term)
       + alpha * mean_{b,i} mean_{a != a_i} CE(logits(s, a_<i)[a], p(v_min))  (conservative)
 
+(`conservative="value"` replaces the last term's CE by 0.5 (Q(s, a_<i, a) - v_min)^2 on the
+expected value, the form of the MSE losses; an ablation of the regulariser's form.)
+
 with y from `qtransformer.targets` (target network, n-step, MC lower bound) and
 p(y) the HL-Gauss / two-hot distribution of the scalar target. c51 uses the
 projected target-network distribution instead of p(y) (see
@@ -179,10 +182,10 @@ class QTransformerAgent(tf_agent.TFAgent):
         q_taken = targets.taken(q_all, bins)
         if cfg.loss in ("mse", "mse_linear"):
             td = tf.reduce_mean(losses.mse(q_taken, y_bounded))
-            cons = targets.unseen_average(losses.mse(q_all, model.v_min), bins)
         else:
             p_y = self._target_distribution(cfg, t_out, q_t, batch, y, y_bounded)
             td = tf.reduce_mean(losses.cross_entropy(targets.taken(logits, bins), p_y))
+        if cfg.loss in CLASSIFICATION and cfg.conservative == "distribution":
             p_min = losses.target_probs(
                 "two_hot" if cfg.loss == "c51" else cfg.loss,
                 tf.constant(model.v_min),
@@ -191,6 +194,8 @@ class QTransformerAgent(tf_agent.TFAgent):
                 cfg.sigma_ratio,
             )  # fmt: skip  [V], broadcast over [B, D, A]
             cons = targets.unseen_average(losses.cross_entropy(logits, p_min), bins)
+        else:  # the MSE losses, and the "value" form: squared error of Q against v_min
+            cons = targets.unseen_average(losses.mse(q_all, model.v_min), bins)
         loss = td + cfg.alpha * cons
         metrics = {
             "td_loss": td,

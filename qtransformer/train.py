@@ -25,7 +25,7 @@ import math
 import time
 
 from qtransformer import cluster, flags, value_range
-from qtransformer.config import LOSSES, TrainConfig
+from qtransformer.config import CONSERVATIVE_FORMS, LOSSES, TrainConfig
 from qtransformer.workdir import (
     check_resume,
     check_workdir_config,
@@ -86,6 +86,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--alpha",
         type=flags.nonneg_float,
         help=f"weight of the conservative regulariser (default: {D.alpha})",
+    )
+    add(
+        "--conservative",
+        choices=CONSERVATIVE_FORMS,
+        help="form of the conservative regulariser for classification losses: cross-entropy "
+        f"towards v_min's distribution, or squared error of Q (default: {D.conservative})",
     )
     add(
         "--grad-clip",
@@ -182,6 +188,7 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
         loss=args.loss, steps=args.steps, batch_size=args.batch_size,
         action_bins=args.action_bins, value_bins=args.value_bins, embed_dim=args.embed_dim,
         num_layers=args.layers, num_heads=args.heads, head=args.head, alpha=args.alpha,
+        conservative=args.conservative,
         n_step=args.n_step, gamma=args.gamma, learning_rate=args.lr, seed=args.seed,
         mc_lower_bound=False if args.no_mc_lower_bound else None,
         checkpoint_every=args.checkpoint_every, strategy=args.strategy,

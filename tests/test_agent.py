@@ -250,3 +250,22 @@ def test_xla_step_matches_plain_step():
     for _ in range(2):
         expected, got = plain.train(b), xla.train(b)
         np.testing.assert_allclose(got.loss.numpy(), expected.loss.numpy(), rtol=1e-4)
+
+
+def test_conservative_value_form_is_squared_error_of_expected_q():
+    # hl_gauss with conservative="value": the TD term stays cross-entropy, the regulariser
+    # becomes 0.5 (Q - v_min)^2 on the expected Q of the unseen bins, as in test_mse_loss_by_hand
+    # (the table's Q are the two-hot means, so the same 0.06875 by hand).
+    agent = toy_agent("hl_gauss", value_bins=11, alpha=0.5, conservative="value")
+    loss, metrics = agent.loss_terms(batch(ROWS[:1]))
+    cons = (0.5 * (0.1**2 + 0.3**2) / 2 + 0.5 * (0.6**2 + 0.3**2) / 2) / 2  # 0.06875
+    np.testing.assert_allclose(metrics["conservative"].numpy(), cons, rtol=1e-4)
+    np.testing.assert_allclose(loss.numpy(), metrics["td_loss"].numpy() + 0.5 * cons, rtol=1e-5)
+    # The default, cross-entropy form gives another number on the same batch.
+    default = toy_agent("hl_gauss", value_bins=11, alpha=0.5)
+    assert default.loss_terms(batch(ROWS[:1]))[1]["conservative"].numpy() > 2 * cons
+
+
+def test_conservative_form_is_checked():
+    with pytest.raises(ValueError, match="conservative"):
+        TrainConfig(conservative="huber")
