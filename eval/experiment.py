@@ -249,7 +249,9 @@ class _Runner:
 
 
 def _tag(params: dict) -> str:
-    return "_".join(f"{k}{v:g}" for k, v in sorted(params.items()))
+    return "_".join(
+        f"{k}{v if isinstance(v, str) else format(v, 'g')}" for k, v in sorted(params.items())
+    )
 
 
 def evaluate_policy(policy_dir: Path, task: str, episodes: int, seed: int) -> dict:
