@@ -9,11 +9,15 @@ Measures, in one process so the ratios compare like with like:
 - the fast path (`benchmarks.fast_path`), each gain as a ratio against the old variant:
   train samples/s with s' padded to D tokens vs one token, XLA vs not, bfloat16 vs float32;
   greedy decoding latency (batch 1) and actions/s (batch 256) uncached vs key/value-cached
-  vs cached + XLA;
+  vs cached + XLA with einsum kernels vs cached + XLA (the default decoder), and the
+  first call's seconds (trace + XLA compile) of each;
 - greedy action latency at batch 1 and batched actions/s (batch 256) of the default decoder;
 - sim control steps/s per task against raw MuJoCo stepping of the same model;
 - input-pipeline transitions/s on a freshly collected dataset against what training consumes.
-`--quick` shrinks every measurement (a smoke test, not numbers to quote).
+`--quick` shrinks every measurement (a smoke test, not numbers to quote). `--decode-only`
+runs the decoder comparison alone at both sizes (`benchmarks.decode_speed`, a few minutes):
+
+    qtransformer bench --decode-only --out eval/results/bench_decode.json
 """
 
 from __future__ import annotations
@@ -25,7 +29,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from qtransformer import flags
+from qtransformer import flags, quiet
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -34,6 +38,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--steps", type=flags.positive_int, default=30, help="timed train steps per setting"
     )
     parser.add_argument("--quick", action="store_true", help="tiny sizes (smoke test)")
+    parser.add_argument(
+        "--decode-only",
+        action="store_true",
+        help="only the greedy decoders (latency, actions/s, compile time) at both sizes",
+    )
     parser.add_argument(
         "--no-multi-worker",
         action="store_true",
@@ -46,8 +55,12 @@ def run(args: argparse.Namespace) -> int:
 
     if args.steps < 1:
         raise CliError(f"--steps must be >= 1, got {args.steps}")
-    results = run_benchmarks(steps=3 if args.quick else args.steps, quick=args.quick)
-    if not args.no_multi_worker:
+    quiet.hide_xla_banner()
+    if args.decode_only:
+        results = decode_benchmarks(quick=args.quick)
+    else:
+        results = run_benchmarks(steps=3 if args.quick else args.steps, quick=args.quick)
+    if not (args.no_multi_worker or args.decode_only):
         results["multi_worker"] = multi_worker_section(args.quick)
     from qtransformer.eval.metrics import write_report
 
@@ -58,8 +71,6 @@ def run(args: argparse.Namespace) -> int:
 
 
 def run_benchmarks(steps: int, quick: bool = False) -> dict:
-    import tensorflow as tf
-
     from qtransformer import benchmarks
     from qtransformer.config import TrainConfig
     from qtransformer.sim_envs import TASKS
@@ -67,10 +78,7 @@ def run_benchmarks(steps: int, quick: bool = False) -> dict:
 
     start = time.time()
     default = TrainConfig()
-    configs = {"default": default, "paper": benchmarks.paper_config()}
-    if quick:
-        configs = {"default": default.replace(embed_dim=32, num_layers=1, batch_size=16)}
-    dims = {"default": 4, "paper": benchmarks.PAPER_ACTION_DIMS}
+    configs, dims = model_sizes(quick)
     model = {}
     for name, config in configs.items():
         # Fast path first: its "before" figures are the step and decoder as they were.
@@ -91,6 +99,7 @@ def run_benchmarks(steps: int, quick: bool = False) -> dict:
             "latency_s_batch1": fast["default_latency_s_batch1"],
             "actions_per_s_batch256": fast["default_actions_per_s_batch256"],
             "use_xla": config.use_xla,
+            "xla_decoder": config.xla_decoder,
             "fast_path": fast,
         }
     sim = {task: sim_speed(task, steps=200 if quick else 2000) for task in TASKS}
@@ -103,14 +112,57 @@ def run_benchmarks(steps: int, quick: bool = False) -> dict:
         "model": model,
         "sim": sim,
         "input_pipeline": pipeline,
-        "machine": {
-            "cpu_count": os.cpu_count(),
-            "platform": platform.platform(),
-            "gpus": [d.name for d in tf.config.list_physical_devices("GPU")],
-            "tensorflow": tf.__version__,
-        },
+        "machine": machine(),
         "quick": quick,
         "wall_time_s": round(time.time() - start, 1),
+    }
+
+
+def model_sizes(quick: bool) -> tuple[dict, dict]:
+    """({name: TrainConfig}, {name: action dims}) of the measured sizes."""
+    from qtransformer import benchmarks
+    from qtransformer.config import TrainConfig
+
+    dims = {"default": 4, "paper": benchmarks.PAPER_ACTION_DIMS}
+    if quick:
+        return {"default": TrainConfig().replace(embed_dim=32, num_layers=1, batch_size=16)}, dims
+    return {"default": TrainConfig(), "paper": benchmarks.paper_config()}, dims
+
+
+def decode_benchmarks(quick: bool = False, rounds: int = 5) -> dict:
+    """Only the greedy decoder variants (`benchmarks.decode_speed`) at each size."""
+    from qtransformer import benchmarks
+
+    start = time.time()
+    configs, dims = model_sizes(quick)
+    decode = {
+        name: {
+            "action_dims": dims[name],
+            "action_bins": config.data.action_bins,
+            "embed_dim": config.model.embed_dim,
+            "num_layers": config.model.num_layers,
+            "rounds": rounds,
+            **benchmarks.decode_speed(config, dims[name], 3 if quick else 30, rounds),
+        }
+        for name, config in configs.items()
+    }
+    return {
+        "decode": decode,
+        "machine": machine(),
+        "load_average": list(os.getloadavg()),
+        "quick": quick,
+        "wall_time_s": round(time.time() - start, 1),
+    }
+
+
+def machine() -> dict:
+    import tensorflow as tf
+
+    return {
+        "cpu_count": os.cpu_count(),
+        "platform": platform.platform(),
+        "gpus": [d.name for d in tf.config.list_physical_devices("GPU")],
+        "tensorflow": tf.__version__,
     }
 
 
@@ -131,7 +183,23 @@ def multi_worker_section(quick: bool) -> dict:
     return multi_worker_bench(quick)
 
 
+def decode_line(name: str, f: dict) -> str:
+    lat, thr, first = f["latency_s_batch1"], f["actions_per_s_batch256"], f["first_call_s_batch1"]
+    order = ("uncached", "cached", "cached_xla_einsum", "cached_xla")
+    return (
+        f"decode[{name}, D={f['action_dims']}] b=1 ms: "
+        + " / ".join(f"{lat[k] * 1e3:.1f}" for k in order)
+        + " (uncached / cached / cached+XLA einsum kernels / cached+XLA); b=256 actions/s: "
+        + " / ".join(f"{thr[k]:,.0f}" for k in order)
+        + f"; default {f['default_decoder']}; first call (compile) {first['cached_xla']:.1f} s"
+    )
+
+
 def print_summary(results: dict) -> None:
+    if "decode" in results:
+        for name, f in results["decode"].items():
+            print(decode_line(name, f))
+        return
     if "multi_worker" in results:
         from qtransformer.eval.multiworker import summary_line
 
@@ -145,16 +213,14 @@ def print_summary(results: dict) -> None:
             f"b=256 {m['actions_per_s_batch256']:,.0f} actions/s"
         )
         f = m["fast_path"]
-        t, lat, thr = f["train_samples_per_s"], f["latency_s_batch1"], f["actions_per_s_batch256"]
+        t = f["train_samples_per_s"]
         print(
             f"  fast path[{name}]: train before {t['padded']:,.0f}/s -> now "
             f"x{f['train_default_over_before']:.2f} (one token x"
             f"{f['train_one_token_over_padded']:.2f}, XLA x{f['train_xla_over_plain']:.2f}, "
-            f"bf16 x{f.get('train_bf16_over_float32', float('nan')):.2f}); decode b=1 "
-            f"{lat['uncached'] * 1e3:.1f} ms uncached, {lat['cached'] * 1e3:.1f} cached, "
-            f"{lat['cached_xla'] * 1e3:.1f} cached+XLA; b=256 {thr['uncached']:,.0f} / "
-            f"{thr['cached']:,.0f} / {thr['cached_xla']:,.0f} actions/s"
+            f"bf16 x{f.get('train_bf16_over_float32', float('nan')):.2f})"
         )
+        print("  " + decode_line(name, f))
     for task, s in results["sim"].items():
         print(
             f"sim[{task}]: {s['env_steps_per_s']:,.0f} control steps/s "

@@ -34,6 +34,8 @@ import argparse
 import math
 from pathlib import Path
 
+from qtransformer import quiet
+
 _DISTRIBUTIONAL = ("hl_gauss", "two_hot", "c51")  # losses with a value distribution
 
 
@@ -198,6 +200,7 @@ def restore_agent(workdir: Path, meta, config):
     from qtransformer.network import word_vocabulary
     from qtransformer.workdir import policy_specs
 
+    quiet.hide_xla_banner()  # the policy's greedy decoder is XLA-compiled
     ckpt_dir = workdir / "train" / "checkpoints"
     latest = tf.train.latest_checkpoint(str(ckpt_dir))
     if latest is None:

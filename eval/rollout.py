@@ -30,6 +30,7 @@ from pathlib import Path
 
 import numpy as np
 
+from qtransformer import quiet
 from qtransformer.eval import metrics
 
 BASELINES = ("expert", "random")
@@ -302,6 +303,8 @@ def evaluate(
       policy_name: what the report's `policy` field says (default: the path/baseline).
     """
     tasks = resolve_tasks(task)
+    if not (isinstance(policy, str) and policy in BASELINES):
+        quiet.hide_xla_banner()  # a Q-Transformer policy's decoder is XLA-compiled
     if isinstance(policy, str | Path) and str(policy) not in BASELINES:
         policy_name = policy_name or str(policy)
         policy = load_policy(policy)

@@ -92,7 +92,7 @@ class QTransformerAgent(tf_agent.TFAgent):
         value_range = config.model.value_support() if value_bins else None
         policy = QTransformerPolicy(
             time_step_spec, action_spec, q_network, self._tokenizer, value_range,
-            jit_compile=config.use_xla,  # the exported decoder is XLA-compiled too
+            jit_compile=config.xla_decoder,
         )  # fmt: skip
         # Numeric-only part of the step, XLA-compiled on request (strings stay outside).
         self._grads_fn = tf.function(self._loss_and_grads, jit_compile=True)

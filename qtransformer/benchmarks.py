@@ -4,9 +4,12 @@
 - `head_ratio(config)`: train throughput of the factorised head over the full head.
 - `fast_path(config, action_dims)`: each gain of the fast path as a ratio measured in one
   process: train with s' padded to D tokens vs one token, with and without XLA (and
-  bfloat16 mixed precision); greedy decoding uncached vs key/value-cached vs cached + XLA.
-  The slow variants are private switches (`QTransformerAgent._pad_next_state`,
-  `QTransformerPolicy._use_cache`) that only this module sets.
+  bfloat16 mixed precision); greedy decoding uncached vs key/value-cached vs cached + XLA
+  (the default, `TrainConfig.xla_decoder`), and cached + XLA with the attention kernels as
+  Keras' [E, N, H] einsum kernels (the XLA decoder before qtransformer/transformer.py fed it
+  matrices). The slow variants are private switches (`QTransformerAgent._pad_next_state`,
+  `QTransformerPolicy._use_cache`, `QTransformerPolicy._matrix_kernels`) that only this
+  module sets.
 - `paper_config()`: a paper-like size (256 action bins, width 256, 4 layers; measured with
   `PAPER_ACTION_DIMS` = 8 action dimensions as in RT-1 / Q-Transformer); `qtransformer
   bench` (eval/bench.py) runs the above for it and for the default model.
@@ -140,7 +143,22 @@ def _train_fn(config: TrainConfig, action_dims: int, pad_next_state: bool):
     return lambda: train(batch).loss
 
 
-def _decode_fns(config: TrainConfig, action_dims: int, cache: bool, jit: bool) -> dict:
+# Decoder variants of `fast_path`: (key/value cache, XLA, [E, N*H] matrix kernels).
+DECODERS = {
+    "uncached": (False, False, True),
+    "cached": (True, False, True),
+    "cached_xla_einsum": (True, True, False),
+    "cached_xla": (True, True, True),
+}
+
+
+def _decode_fns(
+    config: TrainConfig, action_dims: int, cache: bool, jit: bool, matrix_kernels: bool = True
+) -> tuple[dict, dict]:
+    """({batch size: fn() -> actions}, {batch size: seconds of the first call}) of a decoder.
+
+    The first call traces the policy and, with XLA, compiles it for that batch size.
+    """
     from qtransformer.policy import QTransformerPolicy
 
     policy = make_agent(config, action_dims).policy
@@ -149,14 +167,17 @@ def _decode_fns(config: TrainConfig, action_dims: int, cache: bool, jit: bool) -
         policy._value_range, jit_compile=jit,
     )  # fmt: skip
     policy._use_cache = cache
+    policy._matrix_kernels = matrix_kernels
     action = tf.function(policy.action)
-    fns = {}
+    fns, first_call = {}, {}
     for batch_size in (1, 256):
         obs = synthetic_batch(batch_size, config.data.action_bins, action_dims=action_dims)
         step = ts.restart(obs["observation"], batch_size)
-        action(step)  # trace, compile and warm up
+        start = time.perf_counter()
+        action(step).action.numpy()  # trace, compile and warm up
+        first_call[batch_size] = time.perf_counter() - start
         fns[batch_size] = lambda step=step: action(step).action
-    return fns
+    return fns, first_call
 
 
 def fast_path(
@@ -170,6 +191,7 @@ def fast_path(
     """Before/after figures of the fast path, all measured in this process, interleaved.
 
     "before" is the step and decoder as they were: s' padded to D tokens, no XLA, no cache.
+    "default" is what `config` selects (`use_xla` for the step, `xla_decoder` for decoding).
     Each variant runs `rounds` times `steps` train steps (`calls` decoder calls); the
     median is reported. Ratios > 1 mean the fast variant is faster. bfloat16: also time the
     mixed-precision step (slow on CPUs without native bfloat16 matmuls).
@@ -187,16 +209,7 @@ def fast_path(
     fns = {name: _train_fn(cfg, action_dims, pad) for name, (cfg, pad) in variants.items()}
     seconds = interleaved_seconds(fns, steps, rounds)
     train = {name: config.data.batch_size / s for name, s in seconds.items()}
-    decoders = {"uncached": (False, False), "cached": (True, False), "cached_xla": (True, True)}
-    decode_fns = {}
-    for name, (cache, jit) in decoders.items():
-        for batch_size, fn in _decode_fns(base, action_dims, cache, jit).items():
-            decode_fns[(name, batch_size)] = fn
-    decode = interleaved_seconds(decode_fns, calls, rounds)
-    latency = {name: decode[(name, 1)] for name in decoders}
-    per_s = {name: 256 / decode[(name, 256)] for name in decoders}
     now = "one_token_xla" if config.use_xla else "one_token"
-    now_decoder = "cached_xla" if config.use_xla else "cached"
     out = {
         "action_dims": action_dims,
         "rounds": rounds,
@@ -205,19 +218,43 @@ def fast_path(
         "train_one_token_over_padded_xla": train["one_token_xla"] / train["padded_xla"],
         "train_xla_over_plain": train["one_token_xla"] / train["one_token"],
         "train_default_over_before": train[now] / train["padded"],
-        "latency_s_batch1": latency,
-        "actions_per_s_batch256": per_s,
-        "latency_uncached_over_cached_batch1": latency["uncached"] / latency["cached"],
-        "actions_per_s_cached_over_uncached_batch256": per_s["cached"] / per_s["uncached"],
-        "latency_plain_over_xla_batch1": latency["cached"] / latency["cached_xla"],
-        "actions_per_s_xla_over_plain_batch256": per_s["cached_xla"] / per_s["cached"],
-        "default_latency_s_batch1": latency[now_decoder],
-        "default_actions_per_s_batch256": per_s[now_decoder],
-        "latency_before_over_default_batch1": latency["uncached"] / latency[now_decoder],
+        **decode_speed(config, action_dims, calls, rounds),
     }
     if bfloat16:
         out["train_bf16_over_float32"] = train["one_token_bf16"] / train["one_token"]
     return out
+
+
+def decode_speed(config: TrainConfig, action_dims: int, calls: int, rounds: int = 3) -> dict:
+    """Greedy decoding latency (batch 1) and actions/s (batch 256) of every `DECODERS`
+    variant, timed interleaved; "default" is the one `config.xla_decoder` selects."""
+    config = config.replace(mixed_precision=False)
+    decode_fns, first_call = {}, {}
+    for name, (cache, jit, matrix) in DECODERS.items():
+        fns, first = _decode_fns(config, action_dims, cache, jit, matrix)
+        first_call[name] = first[1]
+        for batch_size, fn in fns.items():
+            decode_fns[(name, batch_size)] = fn
+    decode = interleaved_seconds(decode_fns, calls, rounds)
+    latency = {name: decode[(name, 1)] for name in DECODERS}
+    per_s = {name: 256 / decode[(name, 256)] for name in DECODERS}
+    default = "cached_xla" if config.xla_decoder else "cached"
+    return {
+        "latency_s_batch1": latency,
+        "actions_per_s_batch256": per_s,
+        "first_call_s_batch1": first_call,
+        "latency_uncached_over_cached_batch1": latency["uncached"] / latency["cached"],
+        "actions_per_s_cached_over_uncached_batch256": per_s["cached"] / per_s["uncached"],
+        "latency_plain_over_xla_batch1": latency["cached"] / latency["cached_xla"],
+        "actions_per_s_xla_over_plain_batch256": per_s["cached_xla"] / per_s["cached"],
+        "latency_einsum_over_matrix_kernels_batch1": (
+            latency["cached_xla_einsum"] / latency["cached_xla"]
+        ),
+        "default_decoder": default,
+        "default_latency_s_batch1": latency[default],
+        "default_actions_per_s_batch256": per_s[default],
+        "latency_before_over_default_batch1": latency["uncached"] / latency[default],
+    }
 
 
 def paper_config() -> TrainConfig:

@@ -50,6 +50,7 @@ from tf_agents.networks import network
 
 from qtransformer.config import ModelConfig
 from qtransformer.image_encoder import FiLMConvEncoder
+from qtransformer.transformer import CausalBlock, StepWeights
 
 _NON_WORD = "[^a-z0-9]+"
 
@@ -96,47 +97,6 @@ class InstructionEncoder(tf.keras.layers.Layer):
         vectors = tf.gather(self.embeddings, tf.maximum(ids, 0)) * present  # [B, L, E]
         count = tf.maximum(tf.reduce_sum(present, axis=1), 1.0)
         return tf.reduce_sum(vectors, axis=1) / count  # empty instruction -> zeros
-
-
-class CausalBlock(tf.keras.layers.Layer):
-    """Pre-LayerNorm transformer block with a causal self-attention mask."""
-
-    def __init__(self, embed_dim: int, num_heads: int, dropout: float, name: str):
-        super().__init__(name=name)
-        self._ln1 = tf.keras.layers.LayerNormalization()
-        self._ln2 = tf.keras.layers.LayerNormalization()
-        self._attn = tf.keras.layers.MultiHeadAttention(
-            num_heads, embed_dim // num_heads, dropout=dropout
-        )
-        self._mlp = tf.keras.Sequential(
-            [
-                tf.keras.layers.Dense(2 * embed_dim, activation="gelu"),
-                tf.keras.layers.Dense(embed_dim),
-            ]
-        )
-
-    def call(self, x: tf.Tensor, training: bool = False) -> tf.Tensor:
-        y = self._ln1(x)
-        x = x + self._attn(y, y, use_causal_mask=True, training=training)
-        return x + self._mlp(self._ln2(x))
-
-    def step(self, x: tf.Tensor, cache):
-        """One new token x [B, 1, E] attending to itself and the cached tokens (inference).
-
-        cache: None or (keys, values) [B, T, N, H] of the tokens before it; returns
-        (output [B, 1, E], cache with this token's keys/values appended). Same numbers as
-        `call` on the whole prefix at the last position: the causal mask lets a token see
-        exactly the tokens before it, which is what the cache holds.
-        """
-        attn = self._attn
-        y = self._ln1(x)
-        query, key, value = attn._query_dense(y), attn._key_dense(y), attn._value_dense(y)
-        if cache is not None:
-            key = tf.concat([cache[0], key], axis=1)
-            value = tf.concat([cache[1], value], axis=1)
-        out, _ = attn._compute_attention(query, key, value, None, training=False)
-        x = x + attn._output_dense(out)
-        return x + self._mlp(self._ln2(x)), (key, value)
 
 
 @contextlib.contextmanager
@@ -286,26 +246,36 @@ class QTransformerNetwork(network.Network):
             x = block(x, training=training)
         return self._head(self._final_ln(x))[:, 0]
 
-    def decode_start(self, observation, words=None):
+    def decode_weights(self) -> list[StepWeights]:
+        """Per block, the step's projection kernels as matrices (`CausalBlock.step_weights`).
+
+        Read them outside an XLA-compiled decoder and pass them to `decode_start` and
+        `decode_step` (see qtransformer/transformer.py for why).
+        """
+        return [block.step_weights() for block in self._blocks]
+
+    def decode_start(self, observation, words=None, weights=None):
         """First step of cached greedy decoding: (outputs for dimension 1, cache).
 
         outputs [B, A, V] (or [B, A]); cache: per block (keys, values), each [B, 1, N, H].
+        words: the instruction embedding [B, E] if precomputed; weights: `decode_weights()`.
         """
         x = self.observation_token(observation, words=words)[:, tf.newaxis]
         x += self._positions(tf.range(1))[tf.newaxis]
-        return self._decode(x, [None] * len(self._blocks))
+        return self._decode(x, [None] * len(self._blocks), weights)
 
-    def decode_step(self, prev_bins: tf.Tensor, index: int, cache):
+    def decode_step(self, prev_bins: tf.Tensor, index: int, cache, weights=None):
         """Outputs [B, A, (V)] for dimension index+1 given prev_bins [B], the bin of dimension
         `index` (1-based D index: 1..D-1), reading and extending the cache (one token)."""
         prev = tf.clip_by_value(tf.cast(prev_bins, tf.int32), 0, self._bins - 1)
         x = self._bin_embedding(prev + (index - 1) * self._bins)[:, tf.newaxis]
-        return self._decode(x + self._positions(tf.constant([index]))[tf.newaxis], cache)
+        return self._decode(x + self._positions(tf.constant([index]))[tf.newaxis], cache, weights)
 
-    def _decode(self, x, cache):
+    def _decode(self, x, cache, weights):
+        weights = weights or [None] * len(self._blocks)
         new_cache = []
-        for block, layer_cache in zip(self._blocks, cache, strict=True):
-            x, layer_cache = block.step(x, layer_cache)
+        for block, layer_cache, w in zip(self._blocks, cache, weights, strict=True):
+            x, layer_cache = block.step(x, layer_cache, w)
             new_cache.append(layer_cache)
         return self._head(self._final_ln(x))[:, 0], new_cache
 

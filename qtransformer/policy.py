@@ -11,11 +11,15 @@ mapped back to continuous actions with `ActionTokenizer.detokenize`.
 Decoding is incremental with a key/value cache (`QTransformerNetwork.decode_start` /
 `decode_step`): step i feeds one token (the bin chosen for dimension i) through the
 transformer, attending to the cached keys/values of the tokens before it, so D dimensions
-cost D one-token passes instead of D passes over D tokens. With `jit_compile=True` the
-numeric part (everything after the instruction's string lookup) is XLA-compiled; the
-compiled function travels inside the SavedModel. Batched, and saveable with `PolicySaver`
-(action only, no tfp distribution); the instruction vocabulary lookup is in the network,
-so it travels inside the SavedModel too.
+cost D one-token passes instead of D passes over D tokens. With `jit_compile=True` (the
+default of `TrainConfig.xla_decoder`) the numeric part (everything after the instruction's
+string lookup: the D steps unrolled into one XLA computation) is compiled by XLA; the
+compiled function travels inside the SavedModel, so `tf.saved_model.load` alone runs it.
+Its attention projection kernels come in as [E, N*H] matrices reshaped outside XLA
+(`decode_weights`; qtransformer/transformer.py says why: 2.6x the batch-1 latency at the
+paper-like size otherwise). Batched, and saveable with `PolicySaver` (action only, no tfp
+distribution); the instruction vocabulary lookup is in the network, so it travels inside
+the SavedModel too.
 """
 
 from __future__ import annotations
@@ -43,7 +47,8 @@ class QTransformerPolicy(tf_policy.TFPolicy):
     ):
         """value_range: (v_min, v_max) for a distributional network, None for scalar outputs.
 
-        jit_compile: XLA-compile the cached decoder (string lookup stays outside).
+        jit_compile: XLA-compile the cached decoder (string lookup stays outside); each new
+          batch size compiles once, on its first call.
         """
         super().__init__(time_step_spec, action_spec, clip=False, name=name)
         self._q_network = q_network
@@ -53,9 +58,12 @@ class QTransformerPolicy(tf_policy.TFPolicy):
         if jit_compile:
             self._decode = tf.function(self._cached_bins, jit_compile=True, autograph=False)
 
-    # Benchmark/test-only switch: decode with D full passes and no cache (the decoder before
-    # the cache), so `qtransformer bench` can measure what the cache saves.
+    # Benchmark/test-only switches, so `qtransformer bench` can measure what each part of
+    # the fast path saves: _use_cache=False decodes with D full passes and no cache (the
+    # decoder before the cache); _matrix_kernels=False hands the step the Keras [E, N, H]
+    # einsum kernels instead of [E, N*H] matrices (the XLA decoder before the matrices).
     _use_cache = True
+    _matrix_kernels = True
 
     def greedy_bins(self, observation) -> tf.Tensor:
         """int32 [B, D]: the greedy bin of each dimension, chosen left to right."""
@@ -63,7 +71,9 @@ class QTransformerPolicy(tf_policy.TFPolicy):
             return self._uncached_bins(observation)
         words = self._q_network.instruction_vectors(observation["instruction"])  # [B, E]
         numeric = {k: v for k, v in observation.items() if k != "instruction"}
-        return self._decode(numeric, words)
+        # Kernels reshaped here, outside XLA (qtransformer/transformer.py says why).
+        weights = self._q_network.decode_weights() if self._matrix_kernels else None
+        return self._decode(numeric, words, weights)
 
     def _scores_argmax(self, outputs: tf.Tensor) -> tf.Tensor:
         """[B, A] or [B, A, V] outputs of one dimension -> greedy bin [B] int32."""
@@ -71,12 +81,13 @@ class QTransformerPolicy(tf_policy.TFPolicy):
             outputs = losses.expected_value(outputs, *self._value_range)
         return tf.argmax(outputs, axis=-1, output_type=tf.int32)
 
-    def _cached_bins(self, observation: dict, words: tf.Tensor) -> tf.Tensor:
+    def _cached_bins(self, observation: dict, words: tf.Tensor, weights: list | None) -> tf.Tensor:
         """Greedy bins [B, D] with the key/value cache: one token per dimension."""
-        outputs, cache = self._q_network.decode_start(observation, words)
+        net = self._q_network
+        outputs, cache = net.decode_start(observation, words, weights)
         chosen = [self._scores_argmax(outputs)]
         for i in range(1, self._tokenizer.action_dims):
-            outputs, cache = self._q_network.decode_step(chosen[-1], i, cache)
+            outputs, cache = net.decode_step(chosen[-1], i, cache, weights)
             chosen.append(self._scores_argmax(outputs))
         return tf.stack(chosen, axis=1)
 

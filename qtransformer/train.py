@@ -3,7 +3,8 @@
     qtransformer train --dataset data/pick_place --workdir runs/hl_gauss --steps 4000
 
 Reads RLDS episodes through `qtransformer.data`, trains with `tf_agents.train.Learner`
-(train step compiled with tf.function; `--xla` adds jit_compile), checkpoints every
+(train step compiled with tf.function; `--xla` adds jit_compile; the exported greedy
+decoder is XLA-compiled unless `--no-xla-decoder`), checkpoints every
 `checkpoint_every` steps and resumes from WORKDIR when run again. Workdir layout:
 
     WORKDIR/config.json                 the TrainConfig (a rerun must match its model shape)
@@ -24,7 +25,7 @@ import argparse
 import math
 import time
 
-from qtransformer import cluster, flags, value_range
+from qtransformer import cluster, flags, quiet, value_range
 from qtransformer.config import CONSERVATIVE_FORMS, LOSSES, TrainConfig
 from qtransformer.workdir import (
     check_resume,
@@ -144,7 +145,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add(
         "--xla",
         action="store_true",
-        help="XLA-compile the train step and the exported decoder (jit_compile)",
+        help="XLA-compile the train step (jit_compile; slower on CPU in `qtransformer bench`)",
+    )
+    add(
+        "--no-xla-decoder",
+        action="store_true",
+        help="do not XLA-compile the greedy decoder of the exported policy (compiled by "
+        "default: faster, but each new batch size compiles on its first call)",
     )
     add(
         "--mixed-precision",
@@ -193,6 +200,7 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
         mc_lower_bound=False if args.no_mc_lower_bound else None,
         checkpoint_every=args.checkpoint_every, strategy=args.strategy,
         use_xla=True if args.xla else None, eval_every=args.eval_every,
+        xla_decoder=False if getattr(args, "no_xla_decoder", False) else None,
         mixed_precision=True if getattr(args, "mixed_precision", False) else None,
         eval_episodes=args.eval_episodes, eval_task=args.eval_task,
         v_min=getattr(args, "v_min", None), v_max=getattr(args, "v_max", None),
@@ -296,6 +304,7 @@ def train(
 
     # The strategy first: MultiWorkerMirroredStrategy must configure the runtime before any op.
     strategy = make_strategy(config.strategy)
+    quiet.hide_xla_banner()  # XLA decoder (in-training eval), --xla train step
     workdir = cluster.write_dir(workdir, strategy)  # not the chief: a temporary folder
     if not cluster.is_chief(strategy):
         eval_fn = diagnose_fn = None  # the chief evaluates

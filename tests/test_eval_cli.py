@@ -36,3 +36,29 @@ def test_eval_missing_policy_dir_fails_naming_it(tmp_path):
     assert result.returncode == 2
     last = result.stderr.strip().splitlines()[-1]  # TF may log above it
     assert last.startswith("qtransformer eval: error:") and str(missing) in last
+
+
+XLA_BANNER = ("absl::InitializeLog", "Compiled cluster using XLA")
+
+
+def test_eval_of_an_xla_policy_hides_the_absl_banner_unless_verbose(tmp_path):
+    """The exported decoder is XLA-compiled by default; its first compile prints two absl
+    lines that TF_CPP_MIN_LOG_LEVEL cannot hide: quiet.hide_xla_banner swallows them."""
+    from tf_agents.policies import policy_saver
+
+    from qtransformer import benchmarks, sim_envs
+    from qtransformer.config import TrainConfig
+
+    config = TrainConfig().replace(embed_dim=16, num_layers=1, num_heads=2, action_bins=9)
+    agent = benchmarks.make_agent(config)  # state [16]: the privileged observation's size
+    assert sim_envs.make("pick_place", seed=0).observation_spec()["state"].shape == (16,)
+    assert agent._config.xla_decoder
+    policy_saver.PolicySaver(agent.policy, batch_size=None).save(str(tmp_path / "policy"))
+    args = ("eval", "--policy", str(tmp_path / "policy"), "--episodes", "2", "--no-progress")
+    quiet = _cli(*args)
+    assert quiet.returncode == 0, quiet.stderr
+    assert "success" in quiet.stdout.lower()
+    assert not [line for line in quiet.stderr.splitlines() if any(b in line for b in XLA_BANNER)]
+    verbose = _cli("--verbose", *args)  # the control: the lines exist and were hidden
+    assert verbose.returncode == 0, verbose.stderr
+    assert all(b in verbose.stderr for b in XLA_BANNER)

@@ -81,6 +81,16 @@ def uncached_bins(policy, obs):
         policy._use_cache = True
 
 
+def variant(policy, jit_compile, matrix_kernels=True):
+    """The same network behind another decoder: plain or XLA, matrix or einsum kernels."""
+    out = QTransformerPolicy(
+        policy.time_step_spec, policy.action_spec, policy._q_network, policy._tokenizer,
+        policy._value_range, jit_compile=jit_compile,
+    )  # fmt: skip
+    out._matrix_kernels = matrix_kernels
+    return out
+
+
 @pytest.mark.parametrize(
     "loss,dims,seed", [("hl_gauss", 8, 0), ("hl_gauss", 3, 1), ("mse", 8, 2), ("bc", 5, 3)]
 )
@@ -89,16 +99,38 @@ def test_cached_decoding_gives_the_uncached_greedy_actions(loss, dims, seed, bat
     agent, b = agent_and_batch(loss, dims, batch=batch, seed=seed)
     policy, obs = agent.policy, b["observation"]
     expected = uncached_bins(policy, obs)
+    assert isinstance(policy._decode, tf.types.experimental.PolymorphicFunction)  # XLA default
     np.testing.assert_array_equal(policy.greedy_bins(obs).numpy(), expected)
-    xla = QTransformerPolicy(
-        policy.time_step_spec, policy.action_spec, policy._q_network, policy._tokenizer,
-        policy._value_range, jit_compile=True,
-    )  # fmt: skip
-    np.testing.assert_array_equal(xla.greedy_bins(obs).numpy(), expected)
+    plain = variant(policy, jit_compile=False)
+    np.testing.assert_array_equal(plain.greedy_bins(obs).numpy(), expected)
+    einsum = variant(policy, jit_compile=True, matrix_kernels=False)  # the XLA decoder before
+    np.testing.assert_array_equal(einsum.greedy_bins(obs).numpy(), expected)
     # Not a degenerate decoder: over 256 rows the chosen bins differ. (At batch 1 a random
     # network can pick the same bin in all dimensions: seen once in CI for bc, 5 dims.)
     if batch > 1:
         assert len(np.unique(expected)) > 1
+
+
+@pytest.mark.parametrize("mixed_precision", [False, True])
+def test_matrix_kernels_give_the_einsum_kernels_outputs(mixed_precision):
+    """The step's [E, N*H] matrices (decode_weights) compute what the Keras layers compute."""
+    agent, b = agent_and_batch("hl_gauss", 6, mixed_precision=mixed_precision)
+    net, obs = agent.q_network, b["observation"]
+    weights = net.decode_weights()
+    assert len(weights) == 2 and all(len(w) == 6 for w in weights)
+    assert weights[0][0].shape == (16, 16) and weights[0][3].shape == (2, 8)  # [E, N*H], [N, H]
+    bins = tf.random.uniform([32, 6], 0, BINS, tf.int32, seed=4)
+    tol = 0.05 if mixed_precision else 1e-5  # bfloat16: another rounding order, ~3 digits
+    keras, cache_k = net.decode_start(obs)
+    matrix, cache_m = net.decode_start(obs, None, weights)
+    for i in range(1, 7):
+        np.testing.assert_allclose(matrix, keras, atol=tol)
+        if i < 6:
+            keras, cache_k = net.decode_step(bins[:, i - 1], i, cache_k)
+            matrix, cache_m = net.decode_step(bins[:, i - 1], i, cache_m, weights)
+    keys_m, keys_k = (tf.cast(c[-1][0], tf.float32) for c in (cache_m, cache_k))  # block 2
+    np.testing.assert_allclose(keys_m, keys_k, atol=tol)
+    assert np.std(matrix.numpy()) > 1e-3  # outputs that vary, not a constant
 
 
 def test_cached_step_matches_full_pass_outputs():
@@ -120,34 +152,57 @@ import json, sys
 import tensorflow as tf
 from tf_agents.trajectories import time_step as ts
 policy = tf.saved_model.load(sys.argv[1])
-obs = {"state": tf.constant(json.loads(sys.argv[2]), tf.float32),
-       "instruction": tf.constant(json.loads(sys.argv[3]))}
-n = obs["state"].shape[0]
-step = ts.TimeStep(tf.zeros([n], tf.int32), tf.zeros([n]), tf.ones([n]), obs)
-print(json.dumps(policy.action(step).action.numpy().tolist()))
+out = []
+for batch in json.loads(sys.argv[2]):
+    obs = {"state": tf.constant(batch["state"], tf.float32),
+           "instruction": tf.constant(batch["instruction"])}
+    n = obs["state"].shape[0]
+    step = ts.TimeStep(tf.zeros([n], tf.int32), tf.zeros([n]), tf.ones([n]), obs)
+    out.append(policy.action(step).action.numpy().tolist())
+print(json.dumps(out))
 """
 
 
-def test_exported_xla_cached_policy_loads_and_acts(tmp_path):
+def test_exported_default_xla_policy_loads_and_acts_at_batch_1_and_5(tmp_path):
+    """The default export holds the XLA decoder; `tf.saved_model.load` alone runs it at two
+    batch sizes (each compiles on its first call) with the uncached decoder's actions."""
     agent, b = agent_and_batch("hl_gauss", 8, batch=5)
-    policy = agent.policy
-    xla = QTransformerPolicy(
-        policy.time_step_spec, policy.action_spec, policy._q_network, policy._tokenizer,
-        policy._value_range, jit_compile=True,
-    )  # fmt: skip
-    obs = b["observation"]
-    policy._use_cache = False
-    expected = policy.action(ts.restart(obs, 5)).action.numpy()
-    policy_saver.PolicySaver(xla, batch_size=None).save(str(tmp_path / "policy"))
-    texts = [t.decode() for t in obs["instruction"].numpy()]
+    policy, obs = agent.policy, b["observation"]
+    assert agent._config.xla_decoder and not agent._config.use_xla
+    policy_saver.PolicySaver(policy, batch_size=None).save(str(tmp_path / "policy"))
+    assert b"_XlaMustCompile" in (tmp_path / "policy" / "saved_model.pb").read_bytes()
+    batches, expected = [], []
+    for rows in (slice(0, 1), slice(0, 5)):
+        part = {k: v[rows] for k, v in obs.items()}
+        policy._use_cache = False
+        expected.append(policy.action(ts.restart(part, part["state"].shape[0])).action.numpy())
+        policy._use_cache = True
+        texts = [t.decode() for t in part["instruction"].numpy()]
+        batches.append({"state": part["state"].numpy().tolist(), "instruction": texts})
     result = subprocess.run(
-        [sys.executable, "-c", LOAD_SCRIPT, str(tmp_path / "policy"),
-         json.dumps(obs["state"].numpy().tolist()), json.dumps(texts)],
-        capture_output=True, text=True, timeout=120, check=True,
+        [sys.executable, "-c", LOAD_SCRIPT, str(tmp_path / "policy"), json.dumps(batches)],
+        capture_output=True, text=True, timeout=300, check=True,
     )  # fmt: skip
-    actions = np.array(json.loads(result.stdout.strip().splitlines()[-1]))
-    assert actions.shape == (5, 8)
-    np.testing.assert_allclose(actions, expected, atol=1e-6)
+    actions = json.loads(result.stdout.strip().splitlines()[-1])
+    assert [np.shape(a) for a in actions] == [(1, 8), (5, 8)]
+    for got, want in zip(actions, expected, strict=True):
+        np.testing.assert_allclose(got, want, atol=1e-6)
+    assert len(np.unique(np.array(actions[1]))) > 1
+
+
+def test_config_decoder_and_train_step_xla_are_separate_settings(tmp_path):
+    assert TrainConfig().xla_decoder and not TrainConfig().use_xla
+    # A config.json written before xla_decoder existed (use_xla covered both) still loads.
+    path = tmp_path / "config.json"
+    old = json.loads(TrainConfig().to_json())
+    del old["xla_decoder"]
+    for use_xla in (False, True):
+        path.write_text(json.dumps({**old, "use_xla": use_xla}))
+        config = TrainConfig.from_file(path)
+        assert (config.use_xla, config.xla_decoder) == (use_xla, True)
+    off = benchmarks.make_agent(tiny_config(use_xla=True, xla_decoder=False))
+    assert not isinstance(off.policy._decode, tf.types.experimental.PolymorphicFunction)
+    assert off._grads_fn is not off._loss_and_grads  # the train step is still XLA-compiled
 
 
 def test_bfloat16_matches_float32():

@@ -192,5 +192,8 @@ def test_cli_flags_override_config_file(tmp_path):
     config = config_from_args(args)
     assert (config.loss, config.steps, config.model.embed_dim) == ("mse", 9, 24)
     assert config.mc_lower_bound is False and config.use_xla is True
+    assert config.xla_decoder is True  # --xla is the train step; the decoder's default stays
+    off = parser.parse_args(["--dataset", "d", "--workdir", "w", "--no-xla-decoder"])
+    assert (config_from_args(off).xla_decoder, config_from_args(off).use_xla) == (False, False)
     assert (config.model.head, config.model.num_layers, config.learning_rate) == ("full", 3, 0.01)
     assert config.data == TrainConfig().data  # untouched flags keep defaults
