@@ -5,8 +5,11 @@ The scale-out contract (DESIGN.md, "Scale-out"):
   `train.run` and `train.train` do); `MultiWorkerMirroredStrategy` cannot start otherwise;
 - a malformed `TF_CONFIG`, or a cluster whose workers are not all up within
   `QTRANSFORMER_CLUSTER_TIMEOUT` seconds (default 120), ends the process with one line naming
-  TF_CONFIG (the strategy blocks in C++ holding the GIL while it waits, so a watchdog process
-  prints the line and ends the worker with SIGKILL: exit status 137, not 2);
+  TF_CONFIG (exit status 2). The wait is ours, in Python (`rendezvous`): TensorFlow's own wait
+  for the peers blocks in C++ holding the GIL, where no time-out of ours could run;
+- a last-resort watchdog process guards the strategy's start after the rendezvous (a peer that
+  accepted TCP but never joined, e.g. another program on its port): after another time-out it
+  prints the line and ends the worker with SIGKILL (exit status 137);
 - the coordination service declares a worker dead after `QTRANSFORMER_HEARTBEAT_TIMEOUT`
   seconds without a heartbeat (default 60; TF's 10 s fails healthy workers of a loaded host);
 - only the chief (the `chief` task, else worker 0) writes in --workdir; every other worker writes
@@ -27,6 +30,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 ENV_TIMEOUT = "QTRANSFORMER_CLUSTER_TIMEOUT"
@@ -116,6 +120,64 @@ def _configure_coordination(config: dict, heartbeat_s: float) -> None:
     )
 
 
+def _split(address: str) -> tuple[str, int]:
+    host, _, port = address.rpartition(":")
+    return host.strip("[]"), int(port)
+
+
+def _listen(port: int) -> socket.socket:
+    """A TCP listener on every interface (as TF's server binds), never accepting."""
+    if socket.has_dualstack_ipv6():
+        return socket.create_server(("", port), family=socket.AF_INET6, dualstack_ipv6=True)
+    return socket.create_server(("", port))  # SO_REUSEADDR: TF binds the port right after
+
+
+def _accepts(address: str, timeout_s: float) -> bool:
+    try:
+        with socket.create_connection(_split(address), timeout=timeout_s):
+            return True
+    except OSError:  # refused, unreachable, unknown host, timed out: not up yet
+        return False
+
+
+def rendezvous(config: dict, timeout_s: float, poll_s: float = 0.2) -> None:
+    """Return once every other chief/worker of `config` accepts TCP; ValueError after timeout_s.
+
+    Pure Python, before the strategy starts TF's server: TF's own wait for the peers blocks in
+    C++ holding the GIL, where no time-out of ours runs. Meanwhile this task's port listens
+    (never accepting), so peers waiting here see it up; a peer whose TF server already runs
+    accepts too, so a worker started late still joins. The listener closes before returning.
+    """
+    jobs = {job: config["cluster"].get(job, []) for job in ("chief", "worker")}
+    kind, index = config["task"]["type"], config["task"]["index"]
+    own = jobs[kind][index] if kind in jobs else None
+    waiting = [a for addresses in jobs.values() for a in addresses if a != own]
+    task = f"{kind} {index}" + (f" at {own}" if own else "")
+    listener = None
+    if own is not None:
+        try:
+            listener = _listen(_split(own)[1])
+        except OSError as e:
+            raise ValueError(f"TF_CONFIG: {task}: cannot listen on port {_split(own)[1]}: "
+                             f"{e.strerror or e}") from e  # fmt: skip
+    deadline = time.monotonic() + timeout_s
+    try:
+        while waiting:
+            waiting = [a for a in waiting if not _accepts(a, timeout_s=1.0)]
+            if not waiting:
+                break
+            if time.monotonic() >= deadline:
+                raise ValueError(
+                    f"TF_CONFIG: worker(s) {', '.join(waiting)} not reachable within "
+                    f"{timeout_s:g} s (this is {task}; start every worker, check the "
+                    f"addresses, or raise {ENV_TIMEOUT})"
+                )
+            time.sleep(poll_s)
+    finally:
+        if listener is not None:
+            listener.close()
+
+
 def make_multi_worker_strategy(timeout_s: float | None = None):
     """MultiWorkerMirroredStrategy from TF_CONFIG, with every worker reachable in timeout_s.
 
@@ -130,12 +192,14 @@ def make_multi_worker_strategy(timeout_s: float | None = None):
         return tf.distribute.MultiWorkerMirroredStrategy()
     task = f"{config['task']['type']} {config['task']['index']}"
     peers = [a for addresses in config["cluster"].values() for a in addresses]
+    rendezvous(config, timeout_s)  # every peer is up: the strategy's own wait is short
 
-    # TensorFlow waits for the cluster in C++ holding the GIL (a Python timer thread never
-    # runs, SIGTERM is not acted on): a watchdog process prints the line and SIGKILLs us.
+    # Last resort, for a hang after the rendezvous (a peer that accepted but never joined):
+    # TF waits in C++ holding the GIL, so a watchdog process prints the line and SIGKILLs us.
     message = (
-        f"qtransformer: error: TF_CONFIG: not all workers {peers} came up within "
-        f"{timeout_s:g} s (this is {task}; start every worker, or raise {ENV_TIMEOUT})"
+        f"qtransformer: error: TF_CONFIG: the workers {peers} accepted connections but did not "
+        f"all join within {timeout_s:g} s (this is {task}; restart every worker, check the "
+        f"addresses, or raise {ENV_TIMEOUT})"
     )
     _configure_coordination(config, heartbeat_s)
     watchdog = subprocess.Popen(

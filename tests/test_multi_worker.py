@@ -3,21 +3,29 @@
 Checks what a user of tf.distribute relies on: both workers exit 0; only the chief writes
 in --workdir; the workers read disjoint halves of the episodes; after a kill -9 of the chief,
 restarting both resumes every worker from the chief's last checkpoint. Plus the one-line
-TF_CONFIG errors (malformed, and an unreachable worker within the time-out).
+TF_CONFIG errors (malformed, and an unreachable worker within the time-out: exit 2).
 """
 
 import json
 import os
 import re
+import socket
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
 import pytest
 from test_train import TINY, toy_dataset
 
-from qtransformer.cluster import launch_local_workers, local_tf_configs, parse_tf_config
+from qtransformer.cluster import (
+    free_ports,
+    launch_local_workers,
+    local_tf_configs,
+    parse_tf_config,
+    rendezvous,
+)
 
 ENV = {
     "CUDA_VISIBLE_DEVICES": "",
@@ -159,16 +167,67 @@ def test_cli_refuses_malformed_tf_config(tmp_path):
 
 
 def test_unreachable_worker_times_out_with_one_line(tmp_path):
-    """Worker 0 of a 2-worker cluster whose worker 1 never starts: one line, no hang."""
+    """Worker 0 of a 2-worker cluster whose worker 1 never starts: one line, exit 2, no hang."""
     args = ["train", "--dataset", str(tmp_path), "--workdir", str(tmp_path / "w"),
             "--strategy", "multi_worker"]  # fmt: skip
+    config = local_tf_configs(2)[0]
+    own, peer = json.loads(config)["cluster"]["worker"]
     start = time.time()
-    result = _cli(args, {"TF_CONFIG": local_tf_configs(2)[0], "QTRANSFORMER_CLUSTER_TIMEOUT": "3"})
-    assert result.returncode == -9, result.stderr[-2000:]  # ended by the watchdog
+    result = _cli(args, {"TF_CONFIG": config, "QTRANSFORMER_CLUSTER_TIMEOUT": "3"})
+    assert result.returncode == 2, result.stderr[-2000:]
     lines = [x for x in result.stderr.splitlines() if "error" in x]
-    assert len(lines) == 1 and "TF_CONFIG" in lines[0] and "within 3 s" in lines[0]
+    assert len(lines) == 1, result.stderr[-2000:]
+    assert lines[0].startswith("qtransformer train: error: TF_CONFIG: worker(s) " + peer)
+    assert "within 3 s" in lines[0] and f"worker 0 at {own}" in lines[0]
     assert time.time() - start < 100
     assert not (tmp_path / "w").exists()
+
+
+def _config(ports, index):
+    return json.loads(local_tf_configs(len(ports), ports)[index])
+
+
+def test_rendezvous_waits_for_a_late_peer_then_frees_its_port():
+    """Pure-Python rendezvous, worker 1 starting 0.5 s late: both return, each then binds its
+    port again at once as TF's server does (SO_REUSEADDR, as gRPC sets it); a peer that already
+    left the rendezvous is seen through that server."""
+    ports = free_ports(2)
+    done, errors, servers = threading.Barrier(2, timeout=30), [], []
+
+    def worker(index, delay):
+        time.sleep(delay)
+        try:
+            rendezvous(_config(ports, index), timeout_s=20, poll_s=0.05)
+            server = socket.socket()
+            server.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            server.bind(("", ports[index]))
+            server.listen()
+            servers.append(server)
+            done.wait()  # the "TF server" stays up until both workers are through
+        except (OSError, ValueError, threading.BrokenBarrierError) as e:
+            errors.append(e)
+            done.abort()
+
+    threads = [threading.Thread(target=worker, args=(i, 0.5 * i)) for i in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(40)
+    for server in servers:
+        server.close()
+    assert errors == [] and len(servers) == 2 and not any(t.is_alive() for t in threads)
+
+
+def test_rendezvous_times_out_naming_the_missing_peer_and_a_busy_port():
+    ports = free_ports(3)
+    start = time.time()
+    with pytest.raises(ValueError, match=rf"^TF_CONFIG: worker\(s\) 127.0.0.1:{ports[2]} not "
+                                         r"reachable within 0.5 s \(this is worker 0"):  # fmt: skip
+        with socket.create_server(("127.0.0.1", ports[1])):  # worker 1 is up (listening)
+            rendezvous(_config(ports, 0), timeout_s=0.5, poll_s=0.05)
+    assert time.time() - start < 10
+    with socket.create_server(("", ports[0])), pytest.raises(ValueError, match="cannot listen"):
+        rendezvous(_config(ports, 0), timeout_s=0.5)
 
 
 def test_one_worker_input_is_make_transition_dataset(tmp_path):
