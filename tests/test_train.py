@@ -22,8 +22,8 @@ TINY = TrainConfig(checkpoint_every=10, summary_every=5, learning_rate=1e-3).rep
 )  # fmt: skip
 
 
-def toy_dataset(path, episodes=8, length=6, reward_value=1.0, seed=0):
-    """Episodes of 3-d states and 2-d actions in [-1, 1]; every other one succeeds."""
+def toy_dataset(path, episodes=8, length=6, reward_value=1.0, seed=0, action_dim=2):
+    """Episodes of 3-d states and `action_dim`-d actions in [-1, 1]; every other one succeeds."""
     rng = np.random.default_rng(seed)
     out = []
     for i in range(episodes):
@@ -33,7 +33,7 @@ def toy_dataset(path, episodes=8, length=6, reward_value=1.0, seed=0):
         out.append(
             Episode(
                 states=rng.normal(size=(length + 1, 3)),
-                actions=rng.uniform(-1, 1, size=(length, 2)),
+                actions=rng.uniform(-1, 1, size=(length, action_dim)),
                 rewards=rewards,
                 terminal=success,
                 instruction="reach the goal" if i % 3 else "push the block",
@@ -41,7 +41,7 @@ def toy_dataset(path, episodes=8, length=6, reward_value=1.0, seed=0):
                 source="expert" if success else "noisy",
             )
         )
-    return write_dataset(path, out, action_low=[-1, -1], action_high=[1, 1])
+    return write_dataset(path, out, action_low=[-1] * action_dim, action_high=[1] * action_dim)
 
 
 @pytest.fixture(scope="module")
