@@ -201,9 +201,10 @@ class _Runner:
     def __init__(self, dataset: Path, out: Path, cache: Path, base, args):
         self.dataset, self.out, self.cache, self.base, self.args = dataset, out, cache, base, args
 
-    def tune(self, method: str, params: dict) -> float:
-        name = f"tune_{method}_{_tag(params)}_seed{TUNE_SEED}"
-        curve = self._run(name, method, params, TUNE_SEED, VAL_SEED, self.args.val_episodes, 1)
+    def tune(self, method: str, params: dict, seed: int = TUNE_SEED) -> float:
+        """Validation success of the final policy (another `seed`: ablation scripts only)."""
+        name = f"tune_{method}_{_tag(params)}_seed{seed}"
+        curve = self._run(name, method, params, seed, VAL_SEED, self.args.val_episodes, 1)
         return curve["points"][-1]["success_rate"]
 
     def test(self, method: str, params: dict, seed: int) -> dict:

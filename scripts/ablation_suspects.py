@@ -28,7 +28,7 @@ import json
 from pathlib import Path
 
 from qtransformer.config import TrainConfig
-from qtransformer.eval.experiment import TUNE_SEED, VAL_SEED, _Runner, _tag
+from qtransformer.eval.experiment import TUNE_SEED, _Runner
 
 BASE = {"learning_rate": 1e-3, "alpha": 1.0}
 # name -> (method, overrides of BASE, dataset episodes)
@@ -75,10 +75,7 @@ def main() -> int:
         cache = Path(args.cache) / f"episodes{episodes}"
         cache.mkdir(parents=True, exist_ok=True)
         runner = _Runner(dataset, out / f"episodes{episodes}", cache, TrainConfig(), run_args)
-        params = {**BASE, **overrides}
-        run = f"tune_{method}_{_tag(params)}_seed{args.seed}"  # the tuning run's name at --seed
-        curve = runner._run(run, method, params, args.seed, VAL_SEED, args.episodes, 1)
-        score = curve["points"][-1]["success_rate"]
+        score = runner.tune(method, {**BASE, **overrides}, seed=args.seed)
         print(json.dumps({"ablation": name, "seed": args.seed, "validation_success": score}))
     return 0
 
