@@ -9,6 +9,9 @@ Loss for the classification losses (hl_gauss, two_hot, c51), per dimension i:
 
 (`conservative="value"` replaces the last term's CE by 0.5 (Q(s, a_<i, a) - v_min)^2 on the
 expected value, the form of the MSE losses; an ablation of the regulariser's form.)
+The conservative CE is computed without the log-softmax of all [B, D, A, V] logits
+(`targets.unseen_cross_entropy`), and the loss on the network outputs runs XLA-compiled
+while the network's matmuls stay in plain TF (x1.05 at the paper-like size on CPU).
 
 with y from `qtransformer.targets` (target network, n-step, MC lower bound) and
 p(y) the HL-Gauss / two-hot distribution of the scalar target. c51 uses the
@@ -96,6 +99,14 @@ class QTransformerAgent(tf_agent.TFAgent):
         )  # fmt: skip
         # Numeric-only part of the step, XLA-compiled on request (strings stay outside).
         self._grads_fn = tf.function(self._loss_and_grads, jit_compile=True)
+        # The loss on the outputs reduces the [B, D, A, V] logits several times: XLA fuses
+        # those passes (x2-3 faster on CPU) while the matmuls stay in plain TF, which XLA on
+        # CPU runs slower (README "The fast path").
+        # Under `use_xla` the whole step is compiled already; a nested jit function there
+        # would be compiled again at every call.
+        self._compiled_loss = tf.function(self._loss_from_outputs, jit_compile=True)
+        if config.use_xla:
+            self._compiled_loss = self._loss_from_outputs
         if not config.use_xla:
             self._grads_fn = self._loss_and_grads
         super().__init__(
@@ -168,7 +179,7 @@ class QTransformerAgent(tf_agent.TFAgent):
 
     def loss_terms(self, batch: dict, training: bool = False) -> tuple[tf.Tensor, dict]:
         """Total loss and a dict of scalar metrics for one batch (no variable updates)."""
-        cfg, model = self._config, self._config.model
+        cfg = self._config
         bins = tf.cast(batch["action_bins"], tf.int32)
         logits = _apply(self._q_network, (batch["observation"], bins), training)
         if cfg.loss == "bc":
@@ -178,8 +189,24 @@ class QTransformerAgent(tf_agent.TFAgent):
             return loss, {"bc_nll": loss, "bc_accuracy": tf.reduce_mean(accuracy)}
 
         y, y_bounded, t_out, q_t = self._targets(batch, bins)
-        q_all = self._q_values(logits)
-        q_taken = targets.taken(q_all, bins)
+        numeric = {k: batch[k] for k in ("reward", "discount")}
+        loss_fn = self._loss_from_outputs if self._loss_as_before else self._compiled_loss
+        return loss_fn(logits, bins, y, y_bounded, t_out, q_t, numeric)
+
+    # Benchmark-only switch (`qtransformer.benchmarks`): the loss on the network outputs as
+    # before the fast path (log-softmax over all [B, D, A, V], Q of every bin, not compiled).
+    _loss_as_before = False
+
+    def _loss_from_outputs(self, logits, bins, y, y_bounded, t_out, q_t, batch):
+        """(loss, metrics) from the online outputs [B, D, A, (V)] and the targets."""
+        cfg, model = self._config, self._config.model
+        before = self._loss_as_before
+        q_all = None
+        if before or cfg.loss not in CLASSIFICATION or cfg.conservative == "value":
+            q_all = self._q_values(logits)  # [B, D, A]: the conservative term needs all
+            q_taken = targets.taken(q_all, bins)
+        else:  # Q of the data's bins only: [B, D, V] logits instead of [B, D, A, V]
+            q_taken = self._q_values(targets.taken(logits, bins))
         if cfg.loss in ("mse", "mse_linear"):
             td = tf.reduce_mean(losses.mse(q_taken, y_bounded))
         else:
@@ -193,7 +220,10 @@ class QTransformerAgent(tf_agent.TFAgent):
                 model.value_bins,
                 cfg.sigma_ratio,
             )  # fmt: skip  [V], broadcast over [B, D, A]
-            cons = targets.unseen_average(losses.cross_entropy(logits, p_min), bins)
+            if before:
+                cons = targets.unseen_average(losses.cross_entropy(logits, p_min), bins)
+            else:
+                cons = targets.unseen_cross_entropy(logits, bins, p_min)
         else:  # the MSE losses, and the "value" form: squared error of Q against v_min
             cons = targets.unseen_average(losses.mse(q_all, model.v_min), bins)
         loss = td + cfg.alpha * cons

@@ -132,9 +132,12 @@ def interleaved_seconds(fns: dict, calls: int, rounds: int) -> dict:
     return {name: float(np.median(t)) for name, t in times.items()}
 
 
-def _train_fn(config: TrainConfig, action_dims: int, pad_next_state: bool):
+def _train_fn(
+    config: TrainConfig, action_dims: int, pad_next_state: bool, loss_as_before: bool = False
+):
     agent = make_agent(config, action_dims)
     agent._pad_next_state = pad_next_state
+    agent._loss_as_before = loss_as_before
     batch = synthetic_batch(
         config.data.batch_size, config.data.action_bins, action_dims=action_dims
     )
@@ -190,7 +193,8 @@ def fast_path(
 ) -> dict:
     """Before/after figures of the fast path, all measured in this process, interleaved.
 
-    "before" is the step and decoder as they were: s' padded to D tokens, no XLA, no cache.
+    "before" is the step and decoder as they were: s' padded to D tokens, the loss built from
+    the log-softmax of all [B, D, A, V] logits and not compiled, no XLA, no cache ("padded").
     "default" is what `config` selects (`use_xla` for the step, `xla_decoder` for decoding).
     Each variant runs `rounds` times `steps` train steps (`calls` decoder calls); the
     median is reported. Ratios > 1 mean the fast variant is faster. bfloat16: also time the
@@ -198,15 +202,16 @@ def fast_path(
     """
     base = config.replace(use_xla=False, mixed_precision=False)
     xla = base.replace(use_xla=True)
-    variants = {
-        "padded": (base, True),
-        "one_token": (base, False),
-        "padded_xla": (xla, True),
-        "one_token_xla": (xla, False),
+    variants = {  # name: (config, s' padded, loss as before)
+        "padded": (base, True, True),
+        "one_token_loss_before": (base, False, True),
+        "one_token": (base, False, False),
+        "padded_xla": (xla, True, False),
+        "one_token_xla": (xla, False, False),
     }
     if bfloat16:
-        variants["one_token_bf16"] = (base.replace(mixed_precision=True), False)
-    fns = {name: _train_fn(cfg, action_dims, pad) for name, (cfg, pad) in variants.items()}
+        variants["one_token_bf16"] = (base.replace(mixed_precision=True), False, False)
+    fns = {name: _train_fn(cfg, action_dims, *how) for name, (cfg, *how) in variants.items()}
     seconds = interleaved_seconds(fns, steps, rounds)
     train = {name: config.data.batch_size / s for name, s in seconds.items()}
     now = "one_token_xla" if config.use_xla else "one_token"
@@ -214,7 +219,8 @@ def fast_path(
         "action_dims": action_dims,
         "rounds": rounds,
         "train_samples_per_s": train,
-        "train_one_token_over_padded": train["one_token"] / train["padded"],
+        "train_one_token_over_padded": train["one_token_loss_before"] / train["padded"],
+        "train_compiled_loss_over_before": train["one_token"] / train["one_token_loss_before"],
         "train_one_token_over_padded_xla": train["one_token_xla"] / train["padded_xla"],
         "train_xla_over_plain": train["one_token_xla"] / train["one_token"],
         "train_default_over_before": train[now] / train["padded"],

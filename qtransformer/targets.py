@@ -83,3 +83,25 @@ def unseen_average(per_bin: tf.Tensor, bins: tf.Tensor) -> tf.Tensor:
     num_bins = per_bin.shape[-1]
     unseen = 1.0 - tf.one_hot(tf.cast(bins, tf.int32), num_bins, dtype=per_bin.dtype)
     return tf.reduce_mean(tf.reduce_sum(per_bin * unseen, axis=-1) / (num_bins - 1))
+
+
+def unseen_cross_entropy(logits: tf.Tensor, bins: tf.Tensor, probs: tf.Tensor) -> tf.Tensor:
+    """The classification losses' conservative term: mean over the A-1 bins NOT taken of
+    CE(logits[b, d, a], probs), then over B, D. logits [B, D, A, V], bins [B, D], probs [V].
+
+    Equals `unseen_average(losses.cross_entropy(logits, probs), bins)` without building the
+    log-softmax [B, D, A, V] (the largest tensors of the step): as sum_v p_v = 1,
+
+        CE_a = logsumexp_v l_av - sum_v p_v l_av,
+        mean_{a != a_data} CE_a = (sum_a CE_a - CE_{a_data}) / (A - 1),
+
+    so only a logsumexp and a product with p reduce the full logits.
+    """
+    probs = tf.stop_gradient(tf.cast(probs, tf.float32))
+    num_bins = logits.shape[-2]
+
+    def ce(x):  # [..., V] -> [...]
+        return tf.reduce_logsumexp(x, axis=-1) - tf.tensordot(x, probs, 1)
+
+    total = tf.reduce_sum(ce(logits), axis=-1)  # [B, D]
+    return tf.reduce_mean((total - ce(taken(logits, bins))) / (num_bins - 1))

@@ -169,6 +169,50 @@ def test_unseen_average_excludes_taken_bin():
     assert targets.unseen_average(per_bin, tf.constant([[1]])).numpy() == pytest.approx(2.5)
 
 
+def test_unseen_cross_entropy_by_hand_and_against_the_log_softmax_form():
+    # One (b, d), A = 2 bins, V = 2 value bins, p = (1, 0): CE_a = log(e^l0 + e^l1) - l0.
+    logits = tf.constant([[[[0.0, 0.0], [1.0, 3.0]]]])  # bin 0: [0, 0]; bin 1: [1, 3]
+    by_hand = np.log(np.exp(1.0) + np.exp(3.0)) - 1.0  # bin 1 (unseen when bin 0 is taken)
+    out = targets.unseen_cross_entropy(logits, tf.constant([[0]]), tf.constant([1.0, 0.0]))
+    assert out.numpy() == pytest.approx(by_hand, rel=1e-6)
+    # Random shapes: equal to the mean of the full log-softmax cross-entropy over unseen bins.
+    rng = np.random.default_rng(0)
+    logits = tf.constant(rng.normal(size=(5, 3, 7, 11)) * 3, tf.float32)
+    bins = tf.constant(rng.integers(0, 7, size=(5, 3)), tf.int32)
+    probs = tf.nn.softmax(tf.constant(rng.normal(size=11), tf.float32))
+    reference = targets.unseen_average(losses.cross_entropy(logits, probs), bins)
+    with tf.GradientTape(persistent=True) as tape:
+        tape.watch(logits)
+        fast = targets.unseen_cross_entropy(logits, bins, probs)
+        slow = targets.unseen_average(losses.cross_entropy(logits, probs), bins)
+    np.testing.assert_allclose(fast.numpy(), reference.numpy(), rtol=1e-5)
+    np.testing.assert_allclose(tape.gradient(fast, logits), tape.gradient(slow, logits), atol=1e-6)
+
+
+@pytest.mark.parametrize("loss", ["hl_gauss", "two_hot", "c51", "mse"])
+def test_compiled_loss_equals_the_loss_as_before(loss):
+    """The fast loss (XLA-compiled, no [B, D, A, V] log-softmax) against the old formula."""
+    config = tiny_agent_config(loss=loss)
+    agent = benchmarks.make_agent(config, action_dims=3)
+    for v in agent.target_q_network.trainable_variables:  # target != online
+        v.assign(v + tf.random.normal(v.shape, stddev=0.05, seed=3))
+    batch = benchmarks.synthetic_batch(16, 8, action_dims=3, seed=2)
+    variables = agent.q_network.trainable_variables
+    results = []
+    for before in (False, True):
+        agent._loss_as_before = before
+        with tf.GradientTape() as tape:
+            loss_value, metrics = agent.loss_terms(batch, training=True)
+        grads = tape.gradient(loss_value, variables)
+        results.append((loss_value, metrics, [tf.convert_to_tensor(g) for g in grads]))
+    (fast, fast_metrics, fast_grads), (slow, slow_metrics, slow_grads) = results
+    np.testing.assert_allclose(fast.numpy(), slow.numpy(), rtol=1e-5)
+    for key, value in slow_metrics.items():
+        np.testing.assert_allclose(fast_metrics[key].numpy(), value.numpy(), rtol=1e-4, atol=1e-6)
+    for g_fast, g_slow in zip(fast_grads, slow_grads, strict=True):
+        np.testing.assert_allclose(g_fast.numpy(), g_slow.numpy(), rtol=1e-3, atol=1e-6)
+
+
 def tiny_agent_config(**overrides):
     return TrainConfig(learning_rate=3e-3).replace(
         embed_dim=16, num_layers=1, num_heads=2, action_bins=8, value_bins=11, head_rank=8,
