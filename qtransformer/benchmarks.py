@@ -116,20 +116,27 @@ def head_ratio(config: TrainConfig | None = None, steps: int = 30, action_dims: 
 
 
 def interleaved_seconds(fns: dict, calls: int, rounds: int) -> dict:
-    """Median seconds per call of each fn() -> tensor, timed in interleaved rounds.
+    """Median wall seconds per call of each fn() -> tensor, timed in interleaved rounds.
 
     Every round times each variant once (`calls` calls), so a load change on a shared
     machine hits all variants alike and the ratios stay meaningful.
     """
-    times = {name: [] for name in fns}
+    return {name: wall for name, (wall, _) in interleaved_wall_and_cpu(fns, calls, rounds).items()}
+
+
+def interleaved_wall_and_cpu(fns: dict, calls: int, rounds: int) -> dict:
+    """{name: (median wall s, median process CPU s)} per call, as `interleaved_seconds`."""
+    wall = {name: [] for name in fns}
+    cpu = {name: [] for name in fns}
     for _ in range(rounds):
         for name, fn in fns.items():
-            start = time.perf_counter()
+            start, start_cpu = time.perf_counter(), time.process_time()
             for _ in range(calls):
                 out = fn()
             out.numpy()
-            times[name].append((time.perf_counter() - start) / calls)
-    return {name: float(np.median(t)) for name, t in times.items()}
+            wall[name].append((time.perf_counter() - start) / calls)
+            cpu[name].append((time.process_time() - start_cpu) / calls)
+    return {name: (float(np.median(wall[name])), float(np.median(cpu[name]))) for name in fns}
 
 
 def _train_fn(

@@ -4,7 +4,7 @@
 # episodes each; then the table (Wilson 95% intervals per seed and pooled, seed-level mean).
 #
 #   OBS=objects scripts/obs_modes.sh          # README "Observation modes" numbers
-#   OBS=pixels STEPS=2000 scripts/obs_modes.sh # pixels (see README for its CPU cost)
+#   OBS=pixels scripts/obs_modes.sh           # pixels, 64x64 frames (README numbers)
 #
 # Everything goes under OUT (default runs/obs_<OBS>); finished runs and reports are reused.
 set -euo pipefail
@@ -21,9 +21,11 @@ STEPS_FLAG=${STEPS:+--steps $STEPS}
 for loss in $LOSSES; do
   for seed in $SEEDS; do
     run="$OUT/${loss}_seed${seed}"
-    [ -d "$run/policy" ] || qtransformer train --dataset "$OUT/dataset" --workdir "$run" \
+    [ -f "$run/eval.json" ] && continue
+    # train resumes from the run's last checkpoint (and returns at once if it is finished)
+    qtransformer train --dataset "$OUT/dataset" --workdir "$run" \
       --loss "$loss" --seed "$seed" $STEPS_FLAG --no-progress
-    [ -f "$run/eval.json" ] || qtransformer eval --policy "$run/policy" --task pick_place \
+    qtransformer eval --policy "$run/policy" --task pick_place \
       --episodes 100 --seed 1000 --report "$run/eval.json" --no-progress
   done
 done

@@ -15,9 +15,7 @@ Each is a median over `rounds` of `calls` calls, as wall and process CPU seconds
 from __future__ import annotations
 
 import argparse
-import time
 
-import numpy as np
 import tensorflow as tf
 from tf_agents.trajectories import time_step as ts
 
@@ -77,22 +75,10 @@ def main() -> None:
     fns = parts(args.size)
     for fn in fns.values():
         fn().numpy()  # trace and compile
-    wall = {name: [] for name in fns}
-    cpu = {name: [] for name in fns}
-    for _ in range(args.rounds):
-        for name, fn in fns.items():
-            start, start_cpu = time.perf_counter(), time.process_time()
-            for _ in range(args.calls):
-                out = fn()
-            out.numpy()
-            wall[name].append((time.perf_counter() - start) / args.calls)
-            cpu[name].append((time.process_time() - start_cpu) / args.calls)
+    times = benchmarks.interleaved_wall_and_cpu(fns, args.calls, args.rounds)
     print(f"{args.size}: batch 1, median of {args.rounds} rounds x {args.calls} calls")
-    for name in fns:
-        print(
-            f"  {name:12s} wall {np.median(wall[name]) * 1e3:7.3f} ms"
-            f"  cpu {np.median(cpu[name]) * 1e3:7.3f} ms"
-        )
+    for name, (wall, cpu) in times.items():
+        print(f"  {name:12s} wall {wall * 1e3:7.3f} ms  cpu {cpu * 1e3:7.3f} ms")
 
 
 if __name__ == "__main__":
