@@ -85,11 +85,8 @@ def run_benchmarks(steps: int, quick: bool = False) -> dict:
         fast = benchmarks.fast_path(config, dims[name], steps, calls=3 if quick else 30)
         heads = benchmarks.head_ratio(config, steps, action_dims=dims[name])
         model[name] = {
-            "action_dims": dims[name],
-            "action_bins": config.data.action_bins,
+            **size_fields(config, dims[name]),
             "value_bins": config.model.value_bins,
-            "embed_dim": config.model.embed_dim,
-            "num_layers": config.model.num_layers,
             "batch_size": config.data.batch_size,
             "train_samples_per_s": heads[config.model.head],
             "train_samples_per_s_full_head": heads["full"],
@@ -135,10 +132,7 @@ def decode_benchmarks(quick: bool = False, rounds: int = 5) -> dict:
     configs, dims = model_sizes(quick)
     decode = {
         name: {
-            "action_dims": dims[name],
-            "action_bins": config.data.action_bins,
-            "embed_dim": config.model.embed_dim,
-            "num_layers": config.model.num_layers,
+            **size_fields(config, dims[name]),
             "rounds": rounds,
             **benchmarks.decode_speed(config, dims[name], 3 if quick else 30, rounds),
         }
@@ -150,6 +144,16 @@ def decode_benchmarks(quick: bool = False, rounds: int = 5) -> dict:
         "load_average": list(os.getloadavg()),
         "quick": quick,
         "wall_time_s": round(time.time() - start, 1),
+    }
+
+
+def size_fields(config, action_dims: int) -> dict:
+    """The model size a benchmark entry was measured at."""
+    return {
+        "action_dims": action_dims,
+        "action_bins": config.data.action_bins,
+        "embed_dim": config.model.embed_dim,
+        "num_layers": config.model.num_layers,
     }
 
 
