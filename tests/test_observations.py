@@ -213,3 +213,21 @@ def test_exported_pixels_policy_evaluates_after_saved_model_load_alone(pixels_da
     step = _time_step(ts.observation["state"], words, ts.observation["image"])
     action = policy.action(step).action.numpy()
     assert action.shape == (1, 4) and np.all(np.abs(action) <= 1.0)
+
+
+def test_image_probe_labels_the_named_object_the_bowl_and_the_other_object():
+    from qtransformer.eval import image_probe
+
+    scenes = image_probe.render_scenes(4, seed=3, size=32)
+    assert scenes["image"].shape == (4, 32, 32, 3) and scenes["image"].dtype == np.uint8
+    for key in ("object", "bowl", "other"):
+        assert scenes[key].shape == (4, 2)
+    # The sampler keeps the two objects apart and off the bowl: labels must not coincide.
+    assert np.all(np.linalg.norm(scenes["object"] - scenes["other"], axis=1) > 0.03)
+    assert all(text.startswith("put the ") for text in scenes["instruction"])
+    results = image_probe.probe(scenes, scenes, steps=2, batch=4, seed=0, embed_dim=16)
+    baseline = results["mean_baseline_cm"]["object"]["mean"]
+    # Baseline by hand: mean distance to the mean of these 4 positions, in cm.
+    mean = scenes["object"].mean(0)
+    by_hand = np.mean(np.linalg.norm(scenes["object"] - mean, axis=1)) * 100
+    assert baseline == pytest.approx(by_hand, abs=0.01)
