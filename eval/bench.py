@@ -219,8 +219,8 @@ def print_summary(results: dict) -> None:
         print(
             f"  fast path[{name}]: train before {t['padded']:,.0f}/s -> now "
             f"x{f['train_default_over_before']:.2f} (one token x"
-            f"{f['train_one_token_over_padded']:.2f}, compiled loss "
-            f"x{f['train_compiled_loss_over_before']:.2f}, XLA x{f['train_xla_over_plain']:.2f}, "
+            f"{f['train_one_token_over_padded']:.2f}, loss rewrite "
+            f"x{f['train_loss_rewrite_over_before']:.2f}, XLA x{f['train_xla_over_plain']:.2f}, "
             f"bf16 x{f.get('train_bf16_over_float32', float('nan')):.2f})"
         )
         print("  " + decode_line(name, f))

@@ -10,8 +10,7 @@ Loss for the classification losses (hl_gauss, two_hot, c51), per dimension i:
 (`conservative="value"` replaces the last term's CE by 0.5 (Q(s, a_<i, a) - v_min)^2 on the
 expected value, the form of the MSE losses; an ablation of the regulariser's form.)
 The conservative CE is computed without the log-softmax of all [B, D, A, V] logits
-(`targets.unseen_cross_entropy`), and the loss on the network outputs runs XLA-compiled
-while the network's matmuls stay in plain TF (x1.05 at the paper-like size on CPU).
+(`targets.unseen_cross_entropy`), and Q only for the data's bins where nothing else needs it.
 
 with y from `qtransformer.targets` (target network, n-step, MC lower bound) and
 p(y) the HL-Gauss / two-hot distribution of the scalar target. c51 uses the
@@ -99,14 +98,6 @@ class QTransformerAgent(tf_agent.TFAgent):
         )  # fmt: skip
         # Numeric-only part of the step, XLA-compiled on request (strings stay outside).
         self._grads_fn = tf.function(self._loss_and_grads, jit_compile=True)
-        # The loss on the outputs reduces the [B, D, A, V] logits several times: XLA fuses
-        # those passes (x2-3 faster on CPU) while the matmuls stay in plain TF, which XLA on
-        # CPU runs slower (README "The fast path").
-        # Under `use_xla` the whole step is compiled already; a nested jit function there
-        # would be compiled again at every call.
-        self._compiled_loss = tf.function(self._loss_from_outputs, jit_compile=True)
-        if config.use_xla:
-            self._compiled_loss = self._loss_from_outputs
         if not config.use_xla:
             self._grads_fn = self._loss_and_grads
         super().__init__(
@@ -190,11 +181,10 @@ class QTransformerAgent(tf_agent.TFAgent):
 
         y, y_bounded, t_out, q_t = self._targets(batch, bins)
         numeric = {k: batch[k] for k in ("reward", "discount")}
-        loss_fn = self._loss_from_outputs if self._loss_as_before else self._compiled_loss
-        return loss_fn(logits, bins, y, y_bounded, t_out, q_t, numeric)
+        return self._loss_from_outputs(logits, bins, y, y_bounded, t_out, q_t, numeric)
 
     # Benchmark-only switch (`qtransformer.benchmarks`): the loss on the network outputs as
-    # before the fast path (log-softmax over all [B, D, A, V], Q of every bin, not compiled).
+    # before the fast path (log-softmax over all [B, D, A, V] logits, Q of every bin).
     _loss_as_before = False
 
     def _loss_from_outputs(self, logits, bins, y, y_bounded, t_out, q_t, batch):

@@ -190,8 +190,8 @@ def test_unseen_cross_entropy_by_hand_and_against_the_log_softmax_form():
 
 
 @pytest.mark.parametrize("loss", ["hl_gauss", "two_hot", "c51", "mse"])
-def test_compiled_loss_equals_the_loss_as_before(loss):
-    """The fast loss (XLA-compiled, no [B, D, A, V] log-softmax) against the old formula."""
+def test_fast_loss_equals_the_loss_as_before(loss):
+    """The loss without the [B, D, A, V] log-softmax, and its gradients, against the old formula."""
     config = tiny_agent_config(loss=loss)
     agent = benchmarks.make_agent(config, action_dims=3)
     for v in agent.target_q_network.trainable_variables:  # target != online
