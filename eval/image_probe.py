@@ -10,7 +10,7 @@ path (`FiLMConvEncoder` conditioned on `InstructionEncoder`, the layers of
 each after 0-9 random gripper moves (so the gripper is anywhere, sometimes over an object);
 train and held-out scenes come from envs of different seeds.
 
-Reported on the held-out scenes, in cm (the cube's side is 4 cm, a 64x64 pixel about 0.6 cm):
+Reported on the held-out scenes, in cm (a 4 cm cube spans about 5 pixels at 64x64):
   object_error_cm     |prediction - instructed object|, mean and 90th percentile
   bowl_error_cm       the same for the bowl
   distractor_cm       |prediction - the other object|: large if the words chose the object
