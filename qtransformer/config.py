@@ -72,7 +72,8 @@ class ModelConfig:
         (pad and random crop, DrQ; 4 is the usual value at 64x64); 0 = off. See image_encoder.py.
       mixed_precision: compute in bfloat16 (Keras "mixed_bfloat16": float32 variables,
         bfloat16 matmuls); logits, value distributions and losses stay float32. For GPUs/TPUs:
-        CPUs without native bfloat16 matmuls (AVX2) run it several times slower.
+        on CPU it is slower (0.70x at the paper-like size here: this TensorFlow build has no
+        AVX512-BF16 matmul kernels even on CPUs that have the instructions).
     """
 
     embed_dim: int = 64
