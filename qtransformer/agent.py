@@ -9,8 +9,6 @@ Loss for the classification losses (hl_gauss, two_hot, c51), per dimension i:
 
 (`conservative="value"` replaces the last term's CE by 0.5 (Q(s, a_<i, a) - v_min)^2 on the
 expected value, the form of the MSE losses; an ablation of the regulariser's form.)
-The conservative CE is computed without the log-softmax of all [B, D, A, V] logits
-(`targets.unseen_cross_entropy`), and Q only for the data's bins where nothing else needs it.
 
 with y from `qtransformer.targets` (target network, n-step, MC lower bound) and
 p(y) the HL-Gauss / two-hot distribution of the scalar target. c51 uses the
@@ -19,6 +17,8 @@ projected target-network distribution instead of p(y) (see
 mean, the two-hot of G_t replaces it. The value distribution lives on
 `ModelConfig.value_support()`, [v_min, v_max] padded by a few bins so that v_min (the
 conservative target) and v_max are representable.
+The conservative CE is computed without the log-softmax of all [B, D, A, V] logits
+(`targets.unseen_cross_entropy`), and Q only for the data's bins where nothing else needs it.
 
 mse (the Q-Transformer paper's baseline): Q = v_min + (v_max - v_min) sigmoid(output),
 loss 0.5 (Q - y)^2 and 0.5 (Q - v_min)^2 (conservative). mse_linear: the same with Q = output.
