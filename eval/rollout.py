@@ -303,8 +303,6 @@ def evaluate(
       policy_name: what the report's `policy` field says (default: the path/baseline).
     """
     tasks = resolve_tasks(task)
-    if not (isinstance(policy, str) and policy in BASELINES):
-        quiet.hide_xla_banner()  # a Q-Transformer policy's decoder is XLA-compiled
     if isinstance(policy, str | Path) and str(policy) not in BASELINES:
         policy_name = policy_name or str(policy)
         policy = load_policy(policy)
@@ -312,6 +310,8 @@ def evaluate(
         policy_name = policy_name or policy
     elif not hasattr(policy, "action"):
         raise ValueError(f"policy must have .action(time_step) or be one of {BASELINES}")
+    if not isinstance(policy, str):  # not a baseline: its greedy decoder is XLA-compiled
+        quiet.hide_xla_banner()
     want_video = video_episodes if video_path else 0
     per_task, video = {}, []
     for name in tasks:

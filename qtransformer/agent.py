@@ -180,8 +180,7 @@ class QTransformerAgent(tf_agent.TFAgent):
             return loss, {"bc_nll": loss, "bc_accuracy": tf.reduce_mean(accuracy)}
 
         y, y_bounded, t_out, q_t = self._targets(batch, bins)
-        numeric = {k: batch[k] for k in ("reward", "discount")}
-        return self._loss_from_outputs(logits, bins, y, y_bounded, t_out, q_t, numeric)
+        return self._loss_from_outputs(logits, bins, y, y_bounded, t_out, q_t, batch)
 
     # Benchmark-only switch (`qtransformer.benchmarks`): the loss on the network outputs as
     # before the fast path (log-softmax over all [B, D, A, V] logits, Q of every bin).

@@ -140,10 +140,10 @@ class TrainConfig:
       seed: seed for initialisation and shuffling.
       strategy: default, mirrored, multi_worker or tpu.
       use_xla: XLA-compile the train step (`train --xla`). Off by default: on CPU,
-        `qtransformer bench` measured it slower than plain tf.function (x0.89 default size,
-        x0.94 paper-like). Until `xla_decoder` existed it also covered the exported decoder,
-        so an old config.json with only `use_xla` loads as: train step as it says, decoder
-        XLA-compiled (the default).
+        `qtransformer bench` measured it slower than plain tf.function (latest run: x0.67
+        default size, x0.69 paper-like; README "The fast path"). Until `xla_decoder`
+        existed it also covered the exported decoder, so an old config.json with only
+        `use_xla` loads as: train step as it says, decoder XLA-compiled (the default).
       xla_decoder: XLA-compile the greedy decoder of the in-memory and exported policy
         (the numeric part; string lookup stays outside). On by default: faster at every
         size and batch measured (README "The fast path"); the first call for each batch

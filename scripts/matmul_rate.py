@@ -2,18 +2,17 @@
 
     python scripts/matmul_rate.py [--steps 20]
 
-Prints JSON. `matmul_gflops`: a [1024, 256] x [256, 1024] product (the shape of the paper-like
-model's MLP on a batch of 128 x 8 tokens), median of 5 rounds of 50 calls, per dtype. `train`:
-the paper-like HL-Gauss train step (batch 128, 8 action dims), its multiply-adds counted by
-hand from the layer shapes (`step_flops`), and the GFLOP/s it reaches. Their ratio says how much
-faster the step could get by running its matmuls faster rather than doing less work.
+Prints JSON. `matmul_gflops`: a [1024, 256] x [256, 1024] product (the shape of the
+paper-like model's MLP on a batch of 128 x 8 tokens), median of 5 interleaved rounds of 50
+calls per dtype. `train`: the paper-like HL-Gauss train step (batch 128, 8 action dims), its
+multiply-adds counted by hand from the layer shapes (`step_flops`), and the GFLOP/s it
+reaches. Their ratio says how much faster the step could get by running its matmuls faster
+rather than doing less work.
 """
 
 import argparse
 import json
-import time
 
-import numpy as np
 import tensorflow as tf
 
 from qtransformer import benchmarks
@@ -32,19 +31,16 @@ def step_flops(embed_dim: int, layers: int, rank: int, bins: int, value_bins: in
     return 2 * now, 2 * before
 
 
-def matmul_gflops(dtype, rounds: int = 5, calls: int = 50) -> float:
-    a = tf.cast(tf.random.normal([1024, 256]), dtype)
-    b = tf.cast(tf.random.normal([256, 1024]), dtype)
-    product = tf.function(lambda: tf.matmul(a, b))
-    product()
-    seconds = []
-    for _ in range(rounds):
-        start = time.perf_counter()
-        for _ in range(calls):
-            out = product()
-        out.numpy()
-        seconds.append((time.perf_counter() - start) / calls)
-    return 2 * 1024 * 256 * 1024 / float(np.median(seconds)) / 1e9
+def matmul_gflops(rounds: int = 5, calls: int = 50) -> dict:
+    """{dtype name: GFLOP/s} of the [1024, 256] x [256, 1024] product, dtypes interleaved."""
+    fns = {}
+    for dtype in (tf.float32, tf.bfloat16):
+        a = tf.cast(tf.random.normal([1024, 256]), dtype)
+        b = tf.cast(tf.random.normal([256, 1024]), dtype)
+        fns[dtype.name] = tf.function(lambda a=a, b=b: tf.matmul(a, b))
+        fns[dtype.name]()  # trace
+    seconds = benchmarks.interleaved_seconds(fns, calls, rounds)
+    return {name: 2 * 1024 * 256 * 1024 / s / 1e9 for name, s in seconds.items()}
 
 
 def main() -> None:
@@ -57,7 +53,7 @@ def main() -> None:
         model.embed_dim, model.num_layers, model.head_rank, config.data.action_bins,
         model.value_bins, dims,
     )  # fmt: skip
-    rates = {"float32": matmul_gflops(tf.float32), "bfloat16": matmul_gflops(tf.bfloat16)}
+    rates = matmul_gflops()
     samples_per_s = benchmarks.train_samples_per_s(config, args.steps, action_dims=dims)
     step_gflops = samples_per_s * now / 1e9
     print(json.dumps({
