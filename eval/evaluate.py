@@ -56,6 +56,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from qtransformer.eval import metrics, rollout
+    from qtransformer.eval.stalls import format_stalls
 
     # Outputs never land in (or replace) the policy being evaluated.
     flags.check_disjoint(
@@ -81,6 +82,9 @@ def run(args: argparse.Namespace) -> int:
         policy_name=args.baseline or args.policy,
     )
     print(metrics.format_table(metrics.table_rows(report, report["policy"])))
+    for task_report in report.get("per_task", {"": report}).values():
+        if text := format_stalls(task_report):
+            print(f"{task_report['task']} {text}")
     if args.report:
         metrics.write_report(report, args.report)
         print(f"report: {args.report}")

@@ -32,6 +32,7 @@ import numpy as np
 
 from qtransformer import quiet
 from qtransformer.eval import metrics
+from qtransformer.eval.stalls import StallTracker
 
 BASELINES = ("expert", "random")
 
@@ -224,12 +225,14 @@ def rollout_task(
     act = _make_actor(policy, seed)
     successes, returns, lengths = [0] * episodes, [0.0] * episodes, [0] * episodes
     frames: dict[int, list[np.ndarray]] = {}
+    stalls = StallTracker()  # where failed episodes stop moving (eval/stalls.py)
 
     def start(index):
         env = sim_envs.make(
             task, seed=episode_seed(seed, task, index), image_size=image_size, obs=obs
         )
         ts = env.reset()
+        stalls.observe(index, env)
         if index < video_episodes:
             frames[index] = [_video_frame(env, ts, video_size)]
         return [index, env, ts]
@@ -248,6 +251,8 @@ def rollout_task(
             index, env = slot[0], slot[1]
             spec = env.action_spec()
             ts = env.step(np.clip(action, spec.minimum, spec.maximum).astype(np.float32))
+            stalls.act(index, action)
+            stalls.observe(index, env)
             env_steps += 1
             slot[2] = ts
             returns[index] += float(ts.reward or 0.0)
@@ -257,6 +262,7 @@ def rollout_task(
             if ts.last():
                 # Success = terminal step (discount 0) with the sparse success reward.
                 successes[index] = bool(ts.discount == 0.0 and (ts.reward or 0.0) > 0.0)
+                stalls.finish(index, successes[index])
                 finished += 1
                 bar.update(1)
                 if next_episode < episodes:
@@ -267,7 +273,7 @@ def rollout_task(
     report = metrics.summarize(successes, returns, lengths)
     report.update(
         task=task, seed=seed, batch_size=batch, wall_s=round(seconds, 3),
-        env_steps_per_s=round(env_steps / max(seconds, 1e-9), 1),
+        env_steps_per_s=round(env_steps / max(seconds, 1e-9), 1), stalls=stalls.report(),
     )  # fmt: skip
     video = []
     for index in sorted(frames):

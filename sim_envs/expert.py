@@ -5,12 +5,15 @@ where it should go (`common` documents the layout):
 
   approach  move above the object (5 cm over its centre), fingers open
   descend   lower the grip point to the object centre
-  grasp     close the fingers for `GRASP_STEPS` steps
+  grasp     close the fingers, until they stop on the object
   carry     rise to `CARRY_HEIGHT`, then move over the target (lift succeeds on the way up)
   place     lower the object until its centre is 1.5 cm above the target
   release   open the fingers and back off upwards
 
-If the object leaves the fingers while carrying or placing, it starts again from approach.
+The phase is a function of the current state alone (`phase_of`): the expert is Markov in the
+16-d state, so a learner that sees that state can imitate it exactly (VERSION 2; version 1 held
+the grasp and the release for a fixed step count, which made "stay" and "lift" labels of one
+and the same state). If the object leaves the fingers while carrying, it starts again.
 Motion is a proportional step toward the phase's goal: a[0:3] = clip((goal - grip) / MAX_DELTA).
 
 Failure knobs (how Q-Transformer-style replay data looks: a few clean demos, many noisy failures):
@@ -35,19 +38,94 @@ from qtransformer.sim_envs import common
 
 HOVER = 0.05
 CARRY_HEIGHT = 0.12
-GRASP_STEPS = 3
 PLACE_CLEARANCE = 0.015
-RELEASE_STEPS = 3
+ALIGNED_XY = 0.008  # grip within this of the object (xy) counts as lined up for the descent
+BETWEEN_FINGERS_XY = 0.015  # grip this close to the object's centre, at its height: close
+GRASP_LIFT = 0.004  # while closing, the grip point sits this far above the object's centre
+OVER_TARGET_XY = 0.01  # object within this of the target (xy) is lowered, not carried
 # Closing with +0.3, not +1: the finger target (14 mm) is still 5.5 mm inside a 4 cm object
 # (1.6 N per finger holds it easily), but Gaussian noise on a[3] below -0.3 lets go, as a loose
 # grasp would; that is what makes noisy replays fail (table in the module docstring).
 OPEN, CLOSE = -1.0, 0.3
+# Recorded in every dataset's metadata ("expert_version"): 2 is the Markov expert (every
+# decision a function of the current state); 1 counted GRASP_STEPS = 3 steps of closing and
+# RELEASE_STEPS = 3 of opening, a hidden counter no learner could see.
+VERSION = 2
+PHASES = ("approach", "descend", "grasp", "carry", "place", "release")
 
 
 def _held(state: np.ndarray) -> bool:
-    """Fingers closed on something about 4 cm wide, near the grip point."""
+    """Fingers closed on something about 4 cm wide (they have stopped closing), near the grip."""
     gap = state[3] * common.MAX_GAP
     return bool(gap < 2 * common.HALF + 0.008 and np.linalg.norm(state[10:13]) < 0.025)
+
+
+def _placed(state: np.ndarray) -> bool:
+    """The object is over the target and lowered to within 6 mm of the placing height."""
+    offset = -state[13:16]  # object - target
+    return bool(
+        np.linalg.norm(offset[:2]) < 2 * OVER_TARGET_XY
+        and -0.01 < offset[2] < PLACE_CLEARANCE + 0.006
+    )
+
+
+def phase_of(state: np.ndarray) -> str:
+    """The expert's phase, a function of the 16-d privileged state alone (no counter, no memory).
+
+    In order: released at the target -> "release"; holding the object -> "place" when it is over
+    the target, else "carry"; lined up on the object with the grip point at its centre ->
+    "grasp"; lined up and below the hover height -> "descend"; otherwise "approach" (also after
+    a drop: the fingers open and it starts over).
+    """
+    grip, obj = state[0:3], state[4:7]
+    if _placed(state):
+        return "release"
+    if _held(state):
+        return "place" if np.linalg.norm(state[13:15]) < OVER_TARGET_XY else "carry"
+    off_centre = np.linalg.norm(state[10:12])
+    low = grip[2] - obj[2] < 0.006 or grip[2] <= common.WORKSPACE_LOW[2] + 0.002
+    if off_centre < BETWEEN_FINGERS_XY and low:
+        return "grasp"  # also when a loosened grip still has the object between the fingers
+    if off_centre < ALIGNED_XY and grip[2] - obj[2] < HOVER + 0.015:
+        return "descend"
+    return "approach"
+
+
+def clean_action(state: np.ndarray, phase: str | None = None) -> np.ndarray:
+    """float64[4]: the noiseless expert action in `state` (in `phase`, default phase_of(state)).
+
+    Motion is a proportional step toward the phase's goal, a[0:3] = clip((goal - grip) /
+    MAX_DELTA); a[3] is OPEN or CLOSE.
+    """
+    grip, obj, target = state[0:3], state[4:7], state[7:10]
+    phase = phase or phase_of(state)
+    if phase == "approach":
+        goal, fingers = obj + [0.0, 0.0, HOVER], OPEN
+    elif phase == "descend":
+        goal, fingers = obj.copy(), OPEN
+    elif phase == "grasp":
+        # close at the object's centre, the fingertips eased off the table so they slide shut
+        goal, fingers = obj + [0.0, 0.0, GRASP_LIFT], CLOSE
+    elif phase == "carry":
+        fingers = CLOSE
+        # the grip point goes where it puts the object over the target (the object may sit off
+        # centre in the fingers); rise first, then travel, so it clears the distractor and bowl
+        height = max(CARRY_HEIGHT, target[2])
+        above = np.array([*(grip[:2] + target[:2] - obj[:2]), height])
+        goal = above if grip[2] > CARRY_HEIGHT - 0.03 else np.array([*grip[:2], height])
+    elif phase == "place":
+        goal, fingers = grip + (target + [0.0, 0.0, PLACE_CLEARANCE] - obj), CLOSE
+    elif phase == "release":
+        # open in place; once open, back off upwards
+        opened = state[3] * common.MAX_GAP > 2 * common.HALF + 0.01
+        goal = grip + [0.0, 0.0, common.MAX_DELTA] if opened else grip.copy()
+        fingers = OPEN
+    elif phase == "hover":  # the early-release failure knob: let go and hang about
+        goal, fingers = np.array([*grip[:2], CARRY_HEIGHT]), OPEN
+    else:
+        raise ValueError(f"unknown expert phase {phase!r}; valid: {', '.join(PHASES)}, hover")
+    move = np.clip((goal - grip) / common.MAX_DELTA, -1.0, 1.0)
+    return np.array([*move, fingers])
 
 
 class _Expert:
@@ -68,7 +146,7 @@ class _Expert:
         self._reset()
 
     def _reset(self) -> None:
-        self.phase, self.count = "approach", 0
+        self.phase, self.carried = "approach", 0
         self.release_after = (
             int(self.rng.integers(1, 6)) if self.rng.random() < self.early_release_prob else None
         )
@@ -84,44 +162,14 @@ class _Expert:
         return np.clip(action, -1.0, 1.0).astype(np.float32)
 
     def _clean_action(self, state: np.ndarray) -> np.ndarray:
-        grip, obj, target = state[0:3], state[4:7], state[7:10]
-        self.count += 1
-        if self.phase in ("carry", "place") and not _held(state):
-            self.phase, self.count = "approach", 1  # dropped it: start over
-        if self.phase == "approach":
-            goal, fingers = obj + [0.0, 0.0, HOVER], OPEN
-            if np.linalg.norm((goal - grip)[:2]) < 0.008 and abs(goal[2] - grip[2]) < 0.015:
-                self.phase, self.count = "descend", 0
-        if self.phase == "descend":
-            goal, fingers = obj.copy(), OPEN
-            if grip[2] - obj[2] < 0.006 or grip[2] <= common.WORKSPACE_LOW[2] + 0.002:
-                self.phase, self.count = "grasp", 0
-        if self.phase == "grasp":
-            goal, fingers = obj.copy(), CLOSE
-            if self.count >= GRASP_STEPS:
-                self.phase, self.count = "carry", 0
-        if self.phase == "carry":
-            fingers = CLOSE
-            if self.release_after is not None and self.count >= self.release_after:
+        # The one deliberate memory: the early-release failure knob (noisy data only) counts
+        # carry steps and then hovers for the rest of the episode.
+        if self.phase != "hover":
+            self.phase = phase_of(state)
+            self.carried += self.phase == "carry"
+            if self.release_after is not None and self.carried > self.release_after:
                 self.phase = "hover"
-            above = np.array([target[0], target[1], max(CARRY_HEIGHT, target[2])])
-            # rise first, then travel: the object clears the distractor and the bowl walls
-            goal = above if grip[2] > CARRY_HEIGHT - 0.03 else np.array([*grip[:2], above[2]])
-            if np.linalg.norm((above - grip)[:2]) < 0.01 and abs(above[2] - grip[2]) < 0.02:
-                self.phase, self.count = "place", 0
-        if self.phase == "place":
-            goal = grip + (target + [0.0, 0.0, PLACE_CLEARANCE] - obj)
-            fingers = CLOSE
-            if obj[2] - target[2] < PLACE_CLEARANCE + 0.006:
-                self.phase, self.count = "release", 0
-        if self.phase == "release":
-            goal, fingers = grip.copy(), OPEN
-            if self.count > RELEASE_STEPS:
-                goal = grip + [0.0, 0.0, common.MAX_DELTA]
-        if self.phase == "hover":
-            goal, fingers = np.array([*grip[:2], CARRY_HEIGHT]), OPEN
-        move = np.clip((goal - grip) / common.MAX_DELTA, -1.0, 1.0)
-        return np.array([*move, fingers])
+        return clean_action(state, self.phase)
 
 
 def expert_policy(
