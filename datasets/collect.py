@@ -31,7 +31,7 @@ from pathlib import Path
 
 import numpy as np
 
-from qtransformer import flags
+from qtransformer import flags, output_lock
 from qtransformer.datasets.episode import Episode
 from qtransformer.datasets.replay import run_actions
 
@@ -164,6 +164,7 @@ def parse_tasks(text) -> tuple[str, ...]:
     return tuple(names)
 
 
+@output_lock.releasing  # the lock of out_dir, taken below, ends with the call
 def collect_dataset(
     out_dir,
     tasks=("pick_place",),
@@ -193,6 +194,7 @@ def collect_dataset(
     if replay not in REPLAYS:
         raise ValueError(f"--replay must be one of {', '.join(REPLAYS)}, got {replay!r}")
     rlds_io.check_output_dir(out_dir, overwrite)
+    rlds_io.lock_output(out_dir)  # one writer, refused before any episode is recorded
     from qtransformer import sim_envs
 
     # Same spec for every task; an unknown `obs` fails here, before any episode is recorded.

@@ -52,6 +52,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from qtransformer import output_lock
 from qtransformer.flags import check_disjoint
 
 FORMATS = ("npz", "hdf5", "rlds")
@@ -128,6 +129,7 @@ def _mapping(items: list[str]) -> dict[str, str]:
     return out
 
 
+@output_lock.releasing  # the lock of out_dir, taken below, ends with the call
 def convert(
     fmt: str,
     input_path,
@@ -162,6 +164,7 @@ def convert(
         raise FileNotFoundError(f"--input {src} does not exist")
     check_disjoint({"--out": out_dir}, {"--input": src})  # --overwrite never replaces input
     rlds_io.check_output_dir(out_dir, overwrite)
+    rlds_io.lock_output(out_dir)  # one writer, refused before the input is read
     if fmt == "npz":
         raws = sources.read_npz(src)
     elif fmt == "hdf5":

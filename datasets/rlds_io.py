@@ -16,7 +16,8 @@ Each example is one episode: `steps` (observation/state float32[S], optional
 observation/image uint8[H,W,3], action float32[D], reward, discount float32, is_first,
 is_last, is_terminal bool, language_instruction string) and `episode_metadata`
 (task string, success bool, source string). Writing goes to a hidden sibling directory that
-is renamed onto DIR only once complete, so an interrupted write leaves nothing at DIR.
+is renamed onto DIR only once complete, so an interrupted write leaves nothing at DIR. One
+writer at a time: `.DIR.lock` beside DIR (`lock_output`, qtransformer/output_lock.py).
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ import numpy as np
 import tensorflow as tf
 import tensorflow_datasets as tfds
 
+from qtransformer import output_lock
 from qtransformer.datasets.conventions import RewardStats
 from qtransformer.datasets.episode import Episode
 
@@ -78,12 +80,24 @@ def check_output_dir(out_dir: str | Path, overwrite: bool) -> Path:
     return out
 
 
+def lock_output(out_dir: str | Path) -> output_lock.OutputLock:
+    """Lock dataset `out_dir` for this process, or raise OutputInUse naming the holder.
+
+    The lock is `.NAME.lock` beside DIR (DIR itself appears only once complete). Taking it
+    removes the temporary folders (`.NAME.tmp-*`) an interrupted writer left beside DIR.
+    """
+    out = Path(out_dir)
+    temps = [f".{out.name}.tmp-*"] + ([f".{out.name}.old-*"] if out.exists() else [])
+    return output_lock.acquire(out, beside=True, temps=temps)
+
+
 class DatasetWriter:
     """Context manager writing `Episode`s into a TFDS RLDS dataset at `out_dir`.
 
     Episodes go to a temporary sibling `.DIR.tmp-XXXX`; on a clean exit the metadata is
     written and the directory renamed onto `out_dir` (replacing an old one only then). On an
-    exception (including KeyboardInterrupt) the temporary directory is deleted.
+    exception (including KeyboardInterrupt) the temporary directory is deleted; a failed write
+    (disk full) becomes WriteFailed naming `out_dir`. `out_dir` is locked meanwhile.
     """
 
     def __init__(
@@ -115,6 +129,7 @@ class DatasetWriter:
         self._rewards = RewardStats(gamma)  # return_range at this discount, for metadata
 
     def __enter__(self) -> DatasetWriter:
+        self._lock = lock_output(self.out)
         self.out.parent.mkdir(parents=True, exist_ok=True)
         self.tmp = self.out.parent / f".{self.out.name}.tmp-{uuid.uuid4().hex[:8]}"
         self.tmp.mkdir()
@@ -173,18 +188,17 @@ class DatasetWriter:
             self._pending = []
 
     def __exit__(self, exc_type, exc, tb) -> None:
-        if exc_type is not None:
-            shutil.rmtree(self.tmp, ignore_errors=True)
-            return
-        try:
-            if self.num_episodes == 0:
-                raise ValueError(f"no episodes to write to {self.out}")
-            self._flush()
-            self._info.metadata.update(self.meta_dict())
-            self._writer.close_all()  # writes dataset_info.json, features.json, metadata.json
-        except BaseException:
-            shutil.rmtree(self.tmp, ignore_errors=True)
-            raise
+        with self._lock, output_lock.writing(self.out, remove=[self.tmp]):
+            if exc is not None:
+                raise exc  # removes self.tmp; a failed write becomes WriteFailed
+            self._close()
+
+    def _close(self) -> None:
+        if self.num_episodes == 0:
+            raise ValueError(f"no episodes to write to {self.out}")
+        self._flush()
+        self._info.metadata.update(self.meta_dict())
+        self._writer.close_all()  # writes dataset_info.json, features.json, metadata.json
         if self.out.exists():  # --overwrite: the new dataset is complete, swap it in
             old = self.out.parent / f".{self.out.name}.old-{uuid.uuid4().hex[:8]}"
             self.out.rename(old)

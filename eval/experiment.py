@@ -23,7 +23,8 @@ Protocol (fixed before any result was seen; recorded in the results file):
 Every finished run is cached as CACHE/<run name>.json (default OUT/curves), so a re-run after a
 crash or Ctrl-C skips what is done, and several processes can share the work (`--methods
 hl_gauss,mse` beside `--methods bc,bc_filtered`); one call with every method then gathers the
-cached runs. `--quick` is a tiny smoke-test version of the same thing.
+cached runs. A run folder that another process is training is refused, naming it (its lock).
+`--quick` is a tiny smoke-test version of the same thing.
 """
 
 from __future__ import annotations
@@ -35,7 +36,7 @@ import sys
 import time
 from pathlib import Path
 
-from qtransformer import flags
+from qtransformer import flags, output_lock
 from qtransformer.eval.metrics import write_report
 
 METHODS = ("hl_gauss", "mse", "two_hot", "bc", "bc_filtered", "cql_sac")
@@ -212,11 +213,15 @@ class _Runner:
         args = self.args
         return self._run(name, method, params, seed, TEST_SEED, args.eval_episodes, args.evals)
 
+    @output_lock.releasing  # the run folder's lock: one process per run
     def _run(self, name, method, params, seed, eval_seed, episodes, evals) -> dict:
         path = self.cache / f"{name}.json"
         if path.exists():
             return json.loads(path.read_text())
         run_dir = self.out / "runs" / name
+        output_lock.acquire(run_dir, temps=output_lock.WORKDIR_TEMPS)  # another process: refused
+        if path.exists():  # finished by another process meanwhile
+            return json.loads(path.read_text())
         every = max(1, self.args.steps // evals)
         t0 = time.time()
         if method == "cql_sac":

@@ -13,10 +13,10 @@ from __future__ import annotations
 
 import json
 import math
-import os
-import tempfile
 from collections.abc import Sequence
 from pathlib import Path
+
+from qtransformer import output_lock
 
 
 def wilson_interval(successes: int, n: int, z: float = 1.96) -> tuple[float, float]:
@@ -92,18 +92,8 @@ def write_report(report: dict, path: str | Path) -> Path:
 
     A crash leaves either the previous file or the new one, never half a file.
     """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w") as f:
-            json.dump(report, f, indent=2, sort_keys=True)
-            f.write("\n")
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
+    text = json.dumps(report, indent=2, sort_keys=True) + "\n"
+    return output_lock.write_text_atomic(path, text)  # a failed write: WriteFailed naming path
 
 
 def read_report(path: str | Path) -> dict:

@@ -5,8 +5,10 @@ Each subcommand lives in the module that owns its job and exposes
 TensorFlow and MuJoCo inside `run`, so `qtransformer --help` stays fast.
 Errors a user can fix are raised as `CliError` (or ValueError, FileNotFoundError, ...,
 see USER_ERRORS) and printed as one line on stderr with exit code 2; a bad flag value is
-refused the same way when parsed (`qtransformer.flags`). Anything else is a bug: its
-traceback is shown (exit code 1). Library chatter is hidden unless --verbose (quiet.py).
+refused the same way when parsed (`qtransformer.flags`), and so are an output that another
+writer holds and a failed write such as a full disk (`qtransformer.output_lock`). Anything
+else is a bug: its traceback is shown (exit code 1). Library chatter is hidden unless
+--verbose (quiet.py).
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ import importlib
 import sys
 import traceback
 
-from qtransformer import flags, quiet
+from qtransformer import flags, output_lock, quiet
 
 COMMANDS = {
     "collect": ("qtransformer.datasets.collect", "record sim episodes as an RLDS dataset"),
@@ -39,7 +41,7 @@ class CliError(Exception):
 # Expected failures: the user can fix them; one line, exit code 2, no traceback.
 USER_ERRORS = (
     CliError, ValueError, FileNotFoundError, FileExistsError, NotADirectoryError,
-    IsADirectoryError, PermissionError,
+    IsADirectoryError, PermissionError, output_lock.OutputInUse, output_lock.WriteFailed,
 )  # fmt: skip
 
 
@@ -109,10 +111,13 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("qtransformer: interrupted", file=sys.stderr)
         return 130
-    except USER_ERRORS as e:
+    except Exception as e:  # noqa: BLE001 - a failed write anywhere (disk full) is one line too
+        shown = e if isinstance(e, USER_ERRORS) else output_lock.write_failure(e)
+        if shown is None:
+            raise
         if verbose:
             traceback.print_exc()
-        print(f"qtransformer {args.command}: error: {_one_line(e)}", file=sys.stderr)
+        print(f"qtransformer {args.command}: error: {_one_line(shown)}", file=sys.stderr)
         return 2
     return int(code or 0)
 

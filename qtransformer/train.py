@@ -25,7 +25,7 @@ import argparse
 import math
 import time
 
-from qtransformer import cluster, flags, quiet, value_range
+from qtransformer import cluster, flags, output_lock, quiet, value_range
 from qtransformer.config import CONSERVATIVE_FORMS, LOSSES, TrainConfig
 from qtransformer.workdir import (
     check_resume,
@@ -268,6 +268,7 @@ def _diagnose_fn(args: argparse.Namespace, config: TrainConfig):
     return probe.report
 
 
+@output_lock.releasing  # the workdir's lock, taken below, ends with the call
 def train(
     dataset_dir,
     workdir,
@@ -290,6 +291,8 @@ def train(
     config is the one with the resolved value range) runs every `diagnose_every` steps;
     its numbers go to TensorBoard as diagnostics/... in WORKDIR/diagnostics.
     Raises FloatingPointError if the loss becomes NaN/Inf; the last good checkpoint stays.
+    Raises OutputInUse if another process trains in `workdir` (output_lock), and WriteFailed
+    if a checkpoint or export cannot be written (disk full); a rerun resumes.
     """
     import numpy as np
     import tensorflow as tf
@@ -315,6 +318,8 @@ def train(
     if log and support_line:
         log(support_line)
     flags.check_disjoint({"--workdir": workdir}, {"--dataset": dataset_dir})
+    if cluster.is_chief(strategy):  # one lock per job: the chief's, which alone writes here
+        output_lock.acquire(workdir, temps=output_lock.WORKDIR_TEMPS, log=log)
     check_workdir_config(workdir, config)  # after the dataset opened: no workdir for a typo
     # Another dataset spec is refused; a corrupt newest checkpoint is skipped, with a note.
     note = check_resume(workdir, dataset_dir, meta, word_vocabulary(meta.instructions))
@@ -349,6 +354,7 @@ def train(
     saver = policy_saver(agent.policy, train_step)
     checkpointer = runner._checkpointer  # noqa: SLF001 - the Learner's own, restored above
     eval_writer = tf.summary.create_file_writer(str(workdir / "eval"))
+    ckpt_dir = workdir / "train" / "checkpoints"
     step = int(train_step.numpy())
     metrics: dict = {"step": step, "resumed_from": step}
     bar = tqdm(total=config.steps, initial=step, disable=not progress, desc="train", unit="step")
@@ -375,7 +381,8 @@ def train(
             tf.summary.scalar("train/steps_per_s", rate, step=step)
             tf.summary.scalar("train/loss_global", values["loss"], step=step)
         if step % config.checkpoint_every == 0 or step >= config.steps:
-            checkpointer.save(train_step)
+            with output_lock.writing(ckpt_dir, remove=lambda: ckpt_dir.glob("*_temp")):
+                checkpointer.save(train_step)
             export_policy(saver, workdir, step)
         if eval_fn is not None and config.eval_every and step % config.eval_every == 0:
             results = eval_fn(agent.policy, step)
@@ -387,8 +394,8 @@ def train(
             report = diagnose_fn(agent, step, config=config)
             HeldOutProbe.write_scalars(report, workdir / "diagnostics", step)
     bar.close()
-    if not (workdir / "policy").exists():  # resumed a finished run: make sure it is exported
-        export_policy(saver, workdir, step)
+    if not (workdir / "policy").exists() or not (workdir / "policies" / str(step)).exists():
+        export_policy(saver, workdir, step)  # resumed a finished run, or its export failed
     runner.train_summary_writer.flush()
     eval_writer.flush()
     return metrics

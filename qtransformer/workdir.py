@@ -12,6 +12,7 @@ import shutil
 import uuid
 from pathlib import Path
 
+from qtransformer import output_lock
 from qtransformer.config import CLASSIFICATION, TrainConfig
 
 
@@ -41,10 +42,7 @@ def check_workdir_config(workdir: Path, config: TrainConfig) -> None:
                 f"{path} was trained with a different model shape {diff} (old, new); "
                 "use a new --workdir or the same model flags"
             )
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".config.json.{uuid.uuid4().hex}")
-    tmp.write_text(config.to_json() + "\n")
-    os.replace(tmp, path)  # atomic
+    output_lock.write_text_atomic(path, config.to_json() + "\n")
 
 
 def policy_specs(meta):
@@ -100,14 +98,21 @@ def policy_saver(policy, train_step):
 
 
 def export_policy(saver, workdir: Path, step: int) -> Path:
-    """Save to WORKDIR/policies/<step> and WORKDIR/policy, each swapped in atomically."""
+    """Save to WORKDIR/policies/<step> and WORKDIR/policy, each swapped in atomically.
+
+    A failed write (disk full) removes its temporary folders and raises WriteFailed naming
+    the export; a crash's leftovers (`.policy.<hex>`, `policies/.<step>.<hex>`) are removed
+    when the workdir is next locked (output_lock.WORKDIR_TEMPS).
+    """
     workdir = Path(workdir)
     tmp = workdir / f".policy.{uuid.uuid4().hex}"
-    saver.save(str(tmp))
+    with output_lock.writing(workdir / "policies" / str(step), remove=[tmp]):
+        saver.save(str(tmp))
     for target in (workdir / "policies" / str(step), workdir / "policy"):
         target.parent.mkdir(parents=True, exist_ok=True)
         staged = target.with_name(f".{target.name}.{uuid.uuid4().hex}")
-        shutil.copytree(tmp, staged)
+        with output_lock.writing(target, remove=[tmp, staged]):
+            shutil.copytree(tmp, staged)
         old = target.with_name(f".{target.name}.old.{uuid.uuid4().hex}")
         if target.exists():
             os.replace(target, old)
@@ -148,10 +153,9 @@ def check_resume(workdir: Path, dataset_dir, meta, vocabulary) -> str | None:
                 "--workdir, or the dataset it was trained on"
             )
     note = fall_back_to_readable(ckpt_dir)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".dataset_spec.json.{uuid.uuid4().hex}")
-    tmp.write_text(json.dumps({"dataset": str(dataset_dir), **spec}, indent=2) + "\n")
-    os.replace(tmp, path)  # atomic
+    output_lock.write_text_atomic(
+        path, json.dumps({"dataset": str(dataset_dir), **spec}, indent=2) + "\n"
+    )
     return note
 
 
