@@ -135,8 +135,9 @@ class HeldOutProbe:
             )
         tokenizer = ActionTokenizer(meta.action_low, meta.action_high, config.data.action_bins)
         self.config, self.train_meta = config, train_meta
-        self.held = load_steps(dataset, total - count, total, config.data.gamma, tokenizer)
-        ref = load_steps(train_meta.path, *reference, config.data.gamma, tokenizer, False)
+        gamma, history = config.data.gamma, config.data.history
+        self.held = load_steps(dataset, total - count, total, gamma, tokenizer, history=history)
+        ref = load_steps(train_meta.path, *reference, gamma, tokenizer, False)
         neighbours = diagnostics.nearest_neighbours(self.held["state"], ref["state"], k)
         self.neighbour_bins = ref["bins"][neighbours]  # [N, k, D]: fixed, the network aside
         self.info = {"dataset": str(dataset), "train_dataset": str(train_meta.path),
@@ -225,12 +226,17 @@ def restore_agent(workdir: Path, meta, config):
     return agent, int(train_step.numpy())
 
 
-def load_steps(dataset_dir, start: int, stop: int, gamma: float, tokenizer, observations=True):
+def load_steps(
+    dataset_dir, start: int, stop: int, gamma: float, tokenizer, observations=True, history=1
+):
     """numpy arrays over the steps of episodes start..stop-1 (file order) of a dataset.
 
     Returns state [N, S], bins int [N, D] (the data's actions, tokenised), mc_return [N]
     (return-to-go with `gamma`), success [N] (episode_metadata/success), first [N]; with
     `observations` also instruction (bytes) [N] and image [N, H, W, 3] if the data has one.
+    With `history` W > 1 the network's inputs are the training pipeline's windows
+    (qtransformer/history.py): state_window [N, W, S] and image [N, W, H, W, 3]; state stays
+    the current step's (the nearest-neighbour search reads it).
     """
     import numpy as np
 
@@ -241,16 +247,19 @@ def load_steps(dataset_dir, start: int, stop: int, gamma: float, tokenizer, obse
     parts = []
     for episode in episodes.skip(start).take(stop - start):
         steps = episode["steps"].batch(1_000_000).get_single_element()
-        tr = episode_transitions(steps, 1, gamma)
+        tr = episode_transitions(steps, 1, gamma, history if observations else 1)
         n = int(tr["action"].shape[0])
+        state = tr["observation"]["state"].numpy()
         part = {
-            "state": tr["observation"]["state"].numpy(),
+            "state": state[:, -1] if state.ndim == 3 else state,
             "bins": tokenizer.tokenize(tr["action"]).numpy(),
             "mc_return": tr["mc_return"].numpy(),
             "success": np.full(n, bool(episode["episode_metadata"]["success"].numpy())),
             "first": np.arange(n) == 0,
         }
         if observations:
+            if state.ndim == 3:
+                part["state_window"] = state
             part["instruction"] = tr["observation"]["instruction"].numpy()
             if "image" in tr["observation"]:
                 part["image"] = tr["observation"]["image"].numpy()
@@ -263,6 +272,7 @@ def load_steps(dataset_dir, start: int, stop: int, gamma: float, tokenizer, obse
 def network_outputs(agent, config, steps: dict, batch_size: int) -> dict:
     """Greedy bins and, for Q-learners, Q / entropy at the data's and the greedy bins.
 
+    `steps` as `load_steps` returns them (windows when the run has observation history).
     Returns numpy arrays over N steps: greedy_bins [N, D]; q_data, q_greedy [N, D] (Q of the
     data's / greedy bins at each dimension's position, via the agent's own `q_values`, so
     MSE's sigmoid bound is applied); entropy_data, entropy_greedy [N, D] (classification).
@@ -282,6 +292,8 @@ def network_outputs(agent, config, steps: dict, batch_size: int) -> dict:
         part = slice(start, start + batch_size)
         obs = {key: tf.constant(steps[key][part]) for key in ("state", "instruction", "image")
                if key in steps}  # fmt: skip
+        if "state_window" in steps:  # observation history: the network reads windows
+            obs["state"] = tf.constant(steps["state_window"][part])
         data = tf.constant(steps["bins"][part], tf.int32)
         greedy = agent.policy.greedy_bins(obs)
         out["greedy_bins"].append(greedy.numpy())

@@ -33,9 +33,11 @@ def _policy_state_size(policy) -> tuple[int | None, int | None]:
     signature = getattr(policy, "signatures", {}).get("action")
     state = image = None
     for leaf in tf.nest.flatten(signature.structured_input_signature if signature else ()):
-        if isinstance(leaf, tf.TensorSpec) and (leaf.name or "").endswith("state"):
+        # The time step's "0/observation/state", not a history policy state's "1/window/state".
+        name = (leaf.name or "") if isinstance(leaf, tf.TensorSpec) else ""
+        if name.endswith("observation/state"):
             state = int(leaf.shape[-1])
-        if isinstance(leaf, tf.TensorSpec) and (leaf.name or "").endswith("image"):
+        if name.endswith("observation/image"):
             image = int(leaf.shape[1])
     return state, image
 

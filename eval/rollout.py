@@ -86,7 +86,8 @@ def _observation_shapes(policy) -> dict[str, tuple]:
     shapes = {}
     for leaf in tf.nest.flatten(signature.structured_input_signature if signature else ()):
         for key in ("state", "image"):
-            if isinstance(leaf, tf.TensorSpec) and (leaf.name or "").endswith(key):
+            # "0/observation/state", not the policy state's "1/window/state" (history)
+            if isinstance(leaf, tf.TensorSpec) and (leaf.name or "").endswith(f"observation/{key}"):
                 shapes[key] = tuple(leaf.shape[1:])
     return shapes
 
@@ -138,6 +139,10 @@ def tf_policy_actor(policy, instructions: Callable[[list], list[str]]):
 
     Batches the dm_env time steps of B envs into one tf_agents TimeStep (state, image when
     the time steps have one, and `instructions(envs)`) and returns the policy's actions.
+    A policy with a state (observation history, qtransformer/policy.py) gets its state back
+    on the next call, row b for env slot b; a slot that starts a new episode passes a FIRST
+    time step, which resets that row. The state starts from `get_initial_state(B)` and again
+    whenever B changes.
     """
     import tensorflow as tf
     from tf_agents.policies import tf_policy
@@ -146,6 +151,7 @@ def tf_policy_actor(policy, instructions: Callable[[list], list[str]]):
     action_fn = policy.action
     if isinstance(policy, tf_policy.TFPolicy):  # in-memory policy: compile once, not per call
         action_fn = tf.function(policy.action)
+    carried = {"state": (), "batch": None}  # the policy state of the last call, its batch
 
     def act_tf(envs, steps):
         observation = {
@@ -160,7 +166,15 @@ def tf_policy_actor(policy, instructions: Callable[[list], list[str]]):
             discount=tf.constant([1.0 if s.discount is None else s.discount for s in steps]),
             observation=observation,
         )
-        return np.asarray(action_fn(time_step).action, np.float32)
+        if carried["batch"] != len(steps):
+            initial = getattr(policy, "get_initial_state", None)  # absent on plain doubles
+            state = initial(batch_size=len(steps)) if initial else ()
+            carried.update(state=state, batch=len(steps))
+        if not tf.nest.flatten(carried["state"]):  # stateless: the call of before (W = 1)
+            return np.asarray(action_fn(time_step).action, np.float32)
+        policy_step = action_fn(time_step, carried["state"])
+        carried["state"] = policy_step.state
+        return np.asarray(policy_step.action, np.float32)
 
     return act_tf
 

@@ -1,7 +1,9 @@
 """The Q-Transformer agent: per-dimension TD targets, conservative regulariser, Adam step.
 
 Training batches are the dicts of `qtransformer.data.make_transition_dataset`
-(observation, action_bins, reward, discount, next_observation, mc_return, ...).
+(observation, action_bins, reward, discount, next_observation, mc_return, ...); with
+`DataConfig.history` W > 1 their observations are windows, and the network is built on the
+windowed observation spec (qtransformer/history.py) while the policy takes one step at a time.
 Loss for the classification losses (hl_gauss, two_hot, c51), per dimension i:
 
     L = mean_{b,i} CE(logits(s, a_<i)[a_i], p(y_i))                       (TD term)
@@ -38,7 +40,7 @@ import tensorflow as tf
 from tf_agents.agents import tf_agent
 from tf_agents.utils import common
 
-from qtransformer import losses, targets
+from qtransformer import history, losses, targets
 from qtransformer.config import CLASSIFICATION, TrainConfig
 from qtransformer.network import QTransformerNetwork
 from qtransformer.policy import QTransformerPolicy
@@ -64,7 +66,7 @@ class QTransformerAgent(tf_agent.TFAgent):
         value_bins = config.model.value_bins if config.loss in CLASSIFICATION else None
         if q_network is None:
             q_network = QTransformerNetwork(
-                time_step_spec.observation,
+                history.window_spec(time_step_spec.observation, config.data.history),
                 self._tokenizer.action_dims,
                 config.data.action_bins,
                 config.model,
@@ -94,7 +96,7 @@ class QTransformerAgent(tf_agent.TFAgent):
         value_range = config.model.value_support() if value_bins else None
         policy = QTransformerPolicy(
             time_step_spec, action_spec, q_network, self._tokenizer, value_range,
-            jit_compile=config.xla_decoder,
+            jit_compile=config.xla_decoder, history=config.data.history,
         )  # fmt: skip
         # Numeric-only part of the step, XLA-compiled on request (strings stay outside).
         self._grads_fn = tf.function(self._loss_and_grads, jit_compile=True)

@@ -35,6 +35,10 @@ class DataConfig:
       shuffle_buffer: transitions held for shuffling across episodes.
       success_only: train on successful episodes only (`episode_metadata/success`); the
         `bc_filtered` baseline is BC with this set.
+      history: W, the observations the Q network reads per decision: the last W steps of the
+        episode, padded at its start by repeating the first (qtransformer/history.py; the
+        Q-Transformer's Q(s_{t-W+1..t}, a)). 1 = the current observation only (`train
+        --history W`).
     """
 
     action_bins: int = 17
@@ -43,6 +47,7 @@ class DataConfig:
     batch_size: int = 128
     shuffle_buffer: int = 20_000
     success_only: bool = False
+    history: int = 1
 
     def __post_init__(self):
         _check_ranges(self, _DATACONFIG_RULES)
@@ -237,6 +242,7 @@ _DATACONFIG_RULES = {
     "gamma": flags.unit_interval_open_closed,
     "batch_size": flags.positive_int,
     "shuffle_buffer": flags.positive_int,
+    "history": flags.positive_int,
 }
 _MODELCONFIG_RULES = {
     "embed_dim": flags.positive_int,

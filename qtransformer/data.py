@@ -9,9 +9,15 @@ d_t = 0 only when a_t reached the terminal state) and transition t, let k = min(
     next_observation = o_{t+k}
     mc_return   = sum_{j=t}^{T-1} g^{j-t} r_j     (Monte-Carlo return-to-go)
 
+With observation history W > 1 (`DataConfig.history`), o_t above is the window
+(o_{t-W+1}, ..., o_t) of the episode's steps, padded at the episode's start by repeating its
+first observation (qtransformer/history.py), and next_observation is the window ending at
+o_{t+k}: state [W, S], image [W, H, W, 3]; the instruction stays one string.
+
 Each episode is turned into its transitions in one batched computation (the whole episode's
 steps are batched with `rlds.transformations.batch`-style `steps.batch`, then vectorised tf ops
-build all T transitions), inside `interleave`. The per-transition dataset is cached in memory
+build all T transitions, windows included: one gather of clipped step indices), inside
+`interleave`. The per-transition dataset is cached in memory
 (offline datasets are small), then shuffled across episodes, repeated, batched and prefetched.
 Element shapes are listed in `make_transition_dataset`.
 """
@@ -24,6 +30,7 @@ from pathlib import Path
 
 import tensorflow as tf
 
+from qtransformer import history as history_lib
 from qtransformer.config import DataConfig
 from qtransformer.datasets.rlds_io import DatasetMeta, load_dataset
 from qtransformer.tokenizer import ActionTokenizer
@@ -32,16 +39,18 @@ _MAX_EPISODE_STEPS = 1_000_000  # "the whole episode" for steps.batch
 EPISODE_LOG_ENV = "QTRANSFORMER_EPISODE_LOG"
 
 
-def episode_transitions(steps: dict, n_step: int, gamma: float) -> dict:
+def episode_transitions(steps: dict, n_step: int, gamma: float, history: int = 1) -> dict:
     """All T transitions of one episode from its T+1 batched RLDS steps (formulas above).
 
     Args:
       steps: the episode's steps batched along axis 0 (`observation`, `action`, `reward`,
         `discount`, `language_instruction`, ...), each with leading dimension T+1.
       n_step: n; gamma: g.
+      history: W; > 1 gives state and image a window axis (start padded, see above).
     Returns:
       dict of tensors with leading dimension T (observation / next_observation dicts hold
-      `state`, `instruction` and `image` if present).
+      `state` [T, S] or [T, W, S], `instruction` [T], and `image` [T, (W,) H, W, 3] if
+      present).
     """
     reward_all = tf.cast(steps["reward"], tf.float32)
     t_len = tf.shape(reward_all)[0] - 1  # T transitions
@@ -66,6 +75,10 @@ def episode_transitions(steps: dict, n_step: int, gamma: float) -> dict:
     mc_return = tf.linalg.matvec(weights, rewards)
 
     observation = dict(steps["observation"])
+    if history > 1:  # [T+1, ...] -> [T+1, W, ...]: row t ends at step t, start padded
+        for key in history_lib.NUMERIC_KEYS:
+            if key in observation:
+                observation[key] = history_lib.episode_windows(observation[key], history)
     observation["instruction"] = steps["language_instruction"]
     current = tf.nest.map_structure(lambda x: x[:-1], observation)
     following = tf.nest.map_structure(lambda x: tf.gather(x, t + k), observation)
@@ -80,12 +93,14 @@ def episode_transitions(steps: dict, n_step: int, gamma: float) -> dict:
     }
 
 
-def transitions_from_episodes(episodes: tf.data.Dataset, n_step: int, gamma: float):
+def transitions_from_episodes(
+    episodes: tf.data.Dataset, n_step: int, gamma: float, history: int = 1
+):
     """Flat dataset of unbatched transitions from a dataset of RLDS episodes."""
 
     def per_episode(episode):
         steps = episode["steps"].batch(_MAX_EPISODE_STEPS)
-        steps = steps.map(lambda s: episode_transitions(s, n_step, gamma))
+        steps = steps.map(lambda s: episode_transitions(s, n_step, gamma, history))
         return steps.unbatch()
 
     return episodes.interleave(
@@ -110,7 +125,9 @@ def make_transition_dataset(
 
     Elements (B = batch_size, default data_config.batch_size; drop_remainder=True):
       observation / next_observation: {state float32[B,S], instruction string[B],
-        image uint8[B,H,W,3] if the dataset has images}
+        image uint8[B,H,W,3] if the dataset has images}; with data_config.history = W > 1,
+        state float32[B,W,S] and image uint8[B,W,H,W,3] (windows, see the module docstring;
+        the cache then holds each image up to 2W times: mind memory with pixels)
       action float32[B,D], action_bins int32[B,D] (ActionTokenizer with the dataset's bounds
       and data_config.action_bins), reward, discount, mc_return float32[B], is_terminal bool[B].
     """
@@ -120,7 +137,9 @@ def make_transition_dataset(
     if data_config.success_only:  # bc_filtered: successful episodes only
         episodes = episodes.filter(lambda ep: tf.cast(ep["episode_metadata"]["success"], tf.bool))
     tokenizer = ActionTokenizer(meta.action_low, meta.action_high, data_config.action_bins)
-    ds = transitions_from_episodes(episodes, data_config.n_step, data_config.gamma)
+    ds = transitions_from_episodes(
+        episodes, data_config.n_step, data_config.gamma, data_config.history
+    )
     if cache:
         ds = ds.cache()  # decoded transitions stay in memory: later epochs skip parsing
     if shuffle:

@@ -22,6 +22,11 @@ edges) and crop a random HxW window, per image, during training only. Cost: a fe
 pixel; it is the standard augmentation for offline RL from pixels.
 
 MACs per 64x64 image: 32*32*27*16 + 16*16*144*32 + 16*16*288*32 = 4.0 M.
+
+A window of W frames (observation history, qtransformer/history.py), uint8 [B, W, H, W', 3],
+is encoded frame by frame into [B, W, E] (each frame conditioned on the same instruction); the
+random shift moves all W frames of a window together, as DrQ shifts a frame stack, so the
+motion between frames is not blurred by the augmentation.
 """
 
 from __future__ import annotations
@@ -78,8 +83,24 @@ class FiLMConvEncoder(tf.keras.layers.Layer):
         self._out = tf.keras.layers.Dense(embed_dim)
 
     def call(self, image: tf.Tensor, cond: tf.Tensor, training: bool = False) -> tf.Tensor:
+        """[B, H, W, 3] -> [B, E], or a window [B, T, H, W, 3] -> [B, T, E]; cond [B, E]."""
+        if image.shape.rank == 5:
+            return self._window(image, cond, training)
         if training and self._shift:
             image = random_shift(image, self._shift)
+        return self._encode(image, cond)
+
+    def _window(self, image: tf.Tensor, cond: tf.Tensor, training: bool) -> tf.Tensor:
+        steps, (h, w, c) = image.shape[1], image.shape[2:]
+        if training and self._shift:  # one shift per window: frames stacked as channels
+            stacked = tf.reshape(tf.transpose(image, [0, 2, 3, 1, 4]), [-1, h, w, steps * c])
+            stacked = random_shift(stacked, self._shift)
+            image = tf.transpose(tf.reshape(stacked, [-1, h, w, steps, c]), [0, 3, 1, 2, 4])
+        frames = tf.reshape(image, [-1, h, w, c])  # [B*T, H, W, 3], window steps consecutive
+        features = self._encode(frames, tf.repeat(cond, steps, axis=0))
+        return tf.reshape(features, [-1, steps, features.shape[-1]])
+
+    def _encode(self, image: tf.Tensor, cond: tf.Tensor) -> tf.Tensor:
         x = tf.cast(image, tf.float32) / 255.0
         for conv, film in zip(self._convs, self._films, strict=True):
             x = tf.nn.relu(conv(x))

@@ -6,6 +6,18 @@ Token layout (sequence length D = action dimensions):
     token i (>=1) = emb_i(a_i), the bin already chosen for dim i    -> Q for dimension i+1
     every token  += position embedding of its index
 
+With observation history (`DataConfig.history` W > 1; the observation spec's state is
+[W, S], image [W, H, W, 3], see qtransformer/history.py) the observation takes W tokens, one
+per step of the window, and the sequence is W + D - 1 tokens long:
+
+    token w (< W) = enc(o_{t-W+1+w}) + enc(instruction) + step_w + position 0
+                    (step_w: a learned embedding of the window step, oldest first)
+    token W-1     -> Q for dimension 1 (it sees the whole window)
+    token W-1+i   = emb_i(a_i) + position i                         -> Q for dimension i+1
+
+The outputs are those of the last D positions, so they keep the shapes below. W = 1 builds
+no step embedding: the single-observation network, variable for variable.
+
 The observation's "instruction" may also be given as word ids
 (`instruction_ids`), so string ops can stay outside an XLA-compiled step.
 A causal transformer reads the tokens, so the output at position i-1 sees only
@@ -35,6 +47,9 @@ Worked example: state S=10, D=4 action dims, A=64 action bins, V=32 value bins,
 batch B=8: `net((obs, bins))` with obs {"state": [8, 10] float32,
 "instruction": [8] string} and bins [8, 4] int32 returns (logits, ()) where
 logits is [8, 4, 64, 32] (value_bins=32) or [8, 4, 64] (value_bins=None).
+With a history of W=3 the observation is {"state": [8, 3, 10], "instruction": [8]} (and
+"image": [8, 3, 64, 64, 3] if the spec has one); the transformer reads 3 + 3 = 6 tokens
+[8, 6, E] and the logits are again [8, 4, 64, 32].
 """
 
 from __future__ import annotations
@@ -48,6 +63,7 @@ import tensorflow as tf
 from tensorflow.python.util import tf_decorator, tf_inspect
 from tf_agents.networks import network
 
+from qtransformer import history as history_lib
 from qtransformer.config import ModelConfig
 from qtransformer.image_encoder import FiLMConvEncoder
 from qtransformer.transformer import CausalBlock, StepWeights
@@ -168,6 +184,9 @@ class QTransformerNetwork(network.Network):
         )
         self._bin_embedding = tf.keras.layers.Embedding(action_dims * action_bins, e)
         self._positions = tf.keras.layers.Embedding(action_dims, e)
+        self._history = history_lib.history_of(observation_spec)
+        if self._history > 1:  # W = 1: no such variable (checkpoints from before windows)
+            self._window_steps = tf.keras.layers.Embedding(self._history, e, name="window_step")
         self._blocks = [
             CausalBlock(e, model.num_heads, model.dropout, f"block_{i}")
             for i in range(model.num_layers)
@@ -206,45 +225,64 @@ class QTransformerNetwork(network.Network):
     def call(self, inputs, step_type=None, network_state=(), training=False):
         del step_type
         observation, bins = inputs
-        obs = self.observation_token(observation, training=training)
-        # Token i >= 1 embeds the bin of dimension i-1 (0-based), offset per dimension.
+        obs = self.observation_tokens(observation, training=training)  # [B, W, E]
+        # Token W-1+i (i >= 1) embeds the bin of dimension i-1 (0-based), offset per dimension.
         offsets = tf.range(self._dims - 1, dtype=tf.int32) * self._bins
         prev = tf.clip_by_value(tf.cast(bins[:, : self._dims - 1], tf.int32), 0, self._bins - 1)
         prev = self._bin_embedding(prev + offsets)
-        x = tf.concat([obs[:, tf.newaxis, :], prev], axis=1)
-        x += self._positions(tf.range(self._dims))[tf.newaxis]
+        x = tf.concat([obs, prev], axis=1)  # [B, W + D - 1, E]
+        positions = tf.concat([tf.zeros([self._history - 1], tf.int32), tf.range(self._dims)], 0)
+        x += self._positions(positions)[tf.newaxis]
         for block in self._blocks:
             x = block(x, training=training)
-        h = self._final_ln(x)  # [B, D, E]
+        h = self._final_ln(x[:, self._history - 1 :])  # [B, D, E]: the last D positions
         return self._head(h), network_state
 
-    def observation_token(self, observation, words=None, training=False) -> tf.Tensor:
-        """Token 0 [B, E]: encoded observation + instruction (`words` [B, E] if precomputed)."""
+    @property
+    def history(self) -> int:
+        """W, the observation steps each decision reads (1: no window axis)."""
+        return self._history
+
+    def observation_tokens(self, observation, words=None, training=False) -> tf.Tensor:
+        """The observation's tokens [B, W, E] (W = 1 without history), before positions:
+        encoded observation step + instruction (`words` [B, E] if precomputed) + step_w."""
         if words is None:
             words = self._instruction(observation["instruction"])
         words = tf.cast(words, self._state_mlp.compute_dtype)  # bfloat16 if mixed precision
         state = (tf.cast(observation["state"], tf.float32) - self._state_mean) / self._state_std
-        obs = self._state_mlp(state) + words
+        if self._history == 1:
+            obs = self._state_mlp(state) + words  # [B, E]
+        else:  # [B, W, E]: the same instruction for every step
+            obs = self._state_mlp(state) + words[:, tf.newaxis]
         if self._image is not None:
             obs += self._image(observation["image"], words, training=training)
-        return obs
+        if self._history == 1:
+            return obs[:, tf.newaxis]
+        return obs + self._window_steps(tf.range(self._history))[tf.newaxis]
+
+    def observation_token(self, observation, words=None, training=False) -> tf.Tensor:
+        """Token 0 [B, E] of a network without history (see `observation_tokens`)."""
+        return self.observation_tokens(observation, words, training)[:, -1]
 
     def instruction_vectors(self, text: tf.Tensor) -> tf.Tensor:
         """Instruction embedding [B, E] from strings [B] (or word ids [B, L])."""
         return self._instruction(text)
 
     def first_logits(self, observation, training=False) -> tf.Tensor:
-        """Outputs at position 0 only, [B, A, V] (or [B, A]): the sequence of length 1.
+        """Outputs for dimension 1 only, [B, A, V] (or [B, A]): the W observation tokens.
 
-        With the causal mask, position 0 sees token 0 alone, so this equals
-        `call((observation, any_bins))[0][:, 0]` at 1/D of the transformer's cost (used for
-        the target network on s').
+        With the causal mask, the last observation token sees the observation tokens alone,
+        so this equals `call((observation, any_bins))[0][:, 0]` at W/(W+D-1) of the
+        transformer's cost (used for the target network on s').
         """
-        x = self.observation_token(observation, training=training)[:, tf.newaxis]
-        x += self._positions(tf.range(1))[tf.newaxis]
+        x = self._observation_input(self.observation_tokens(observation, training=training))
         for block in self._blocks:
             x = block(x, training=training)
-        return self._head(self._final_ln(x))[:, 0]
+        return self._head(self._final_ln(x[:, -1:]))[:, 0]
+
+    def _observation_input(self, tokens: tf.Tensor) -> tf.Tensor:
+        """Observation tokens [B, W, E] + position 0 (every observation token's position)."""
+        return tokens + self._positions(tf.zeros([self._history], tf.int32))[tf.newaxis]
 
     def decode_weights(self) -> list[StepWeights]:
         """Per block, the step's projection kernels as matrices (`CausalBlock.step_weights`).
@@ -257,12 +295,17 @@ class QTransformerNetwork(network.Network):
     def decode_start(self, observation, words=None, weights=None):
         """First step of cached greedy decoding: (outputs for dimension 1, cache).
 
-        outputs [B, A, V] (or [B, A]); cache: per block (keys, values), each [B, 1, N, H].
+        outputs [B, A, V] (or [B, A]); cache: per block (keys, values), each [B, W, N, H].
         words: the instruction embedding [B, E] if precomputed; weights: `decode_weights()`.
         """
-        x = self.observation_token(observation, words=words)[:, tf.newaxis]
-        x += self._positions(tf.range(1))[tf.newaxis]
-        return self._decode(x, [None] * len(self._blocks), weights)
+        x = self._observation_input(self.observation_tokens(observation, words=words))
+        if self._history == 1:
+            return self._decode(x, [None] * len(self._blocks), weights)
+        cache = []
+        for block in self._blocks:  # the W observation tokens at once
+            x, layer_cache = block.prefill(x)
+            cache.append(layer_cache)
+        return self._head(self._final_ln(x[:, -1:]))[:, 0], cache
 
     def decode_step(self, prev_bins: tf.Tensor, index: int, cache, weights=None):
         """Outputs [B, A, (V)] for dimension index+1 given prev_bins [B], the bin of dimension

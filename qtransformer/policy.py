@@ -20,6 +20,25 @@ Its attention projection kernels come in as [E, N*H] matrices reshaped outside X
 paper-like size otherwise). Batched, and saveable with `PolicySaver` (action only, no tfp
 distribution); the instruction vocabulary lookup is in the network, so it travels inside
 the SavedModel too.
+
+Observation history (`history` W > 1, qtransformer/history.py): the policy takes one
+observation per call, like any tf_agents policy, and carries the window of the last W as
+its policy state, `{"window": {"state": [B, W, S], "image": [B, W, H, W', 3]?}}`. At a
+FIRST time step the row's window is refilled with that observation repeated (the padding the
+training data uses at an episode's start), per batch element; otherwise the oldest step
+drops out. A caller outside our package, with the export loaded by `tf.saved_model.load`
+alone, runs an episode (or B episodes side by side) as
+
+    policy = tf.saved_model.load("WORKDIR/policy")
+    state = policy.get_initial_state(batch_size=B)      # {} when W = 1
+    for each control step:
+        step = policy.action(time_step, state)           # time_step: a TimeStep of [B] / [B, ...]
+        state = step.state                               # pass it back in on the next call
+        act(step.action)
+
+and must pass step_type FIRST (0) on each episode's first time step (a new episode in one
+row resets that row only). With W = 1 the state is empty: `policy.action(time_step)` alone
+works, as before.
 """
 
 from __future__ import annotations
@@ -28,6 +47,7 @@ import tensorflow as tf
 from tf_agents.policies import tf_policy
 from tf_agents.trajectories import policy_step
 
+from qtransformer import history as history_lib
 from qtransformer import losses
 from qtransformer.tokenizer import ActionTokenizer
 
@@ -44,13 +64,26 @@ class QTransformerPolicy(tf_policy.TFPolicy):
         value_range: tuple[float, float] | None,
         name: str = "QTransformerPolicy",
         jit_compile: bool = False,
+        history: int = 1,
     ):
         """value_range: (v_min, v_max) for a distributional network, None for scalar outputs.
 
         jit_compile: XLA-compile the cached decoder (string lookup stays outside); each new
           batch size compiles once, on its first call.
+        history: W, the observations per decision (the network's window); > 1 makes the
+          window the policy state (module docstring).
         """
-        super().__init__(time_step_spec, action_spec, clip=False, name=name)
+        reads = getattr(q_network, "history", 1)  # test doubles may not say
+        if history != reads:
+            raise ValueError(f"history {history} but the network reads {reads} steps")
+        super().__init__(
+            time_step_spec,
+            action_spec,
+            policy_state_spec=history_lib.state_spec(time_step_spec.observation, history),
+            clip=False,
+            name=name,
+        )
+        self._history = history
         self._q_network = q_network
         self._tokenizer = tokenizer
         self._value_range = value_range
@@ -66,7 +99,10 @@ class QTransformerPolicy(tf_policy.TFPolicy):
     _matrix_kernels = True
 
     def greedy_bins(self, observation) -> tf.Tensor:
-        """int32 [B, D]: the greedy bin of each dimension, chosen left to right."""
+        """int32 [B, D]: the greedy bin of each dimension, chosen left to right.
+
+        observation: the network's input, with the window axis when W > 1 (state [B, W, S]).
+        """
         if not self._use_cache:
             return self._uncached_bins(observation)
         words = self._q_network.instruction_vectors(observation["instruction"])  # [B, E]
@@ -111,7 +147,15 @@ class QTransformerPolicy(tf_policy.TFPolicy):
 
     def _action(self, time_step, policy_state, seed=None):
         del seed
-        action = self._tokenizer.detokenize(self.greedy_bins(time_step.observation))
+        observation = time_step.observation
+        if self._history > 1:  # the window ending at this step becomes the new state
+            first = time_step.is_first()
+            window = {
+                key: history_lib.advance(policy_state["window"][key], observation[key], first)
+                for key in policy_state["window"]
+            }
+            observation, policy_state = dict(observation, **window), {"window": window}
+        action = self._tokenizer.detokenize(self.greedy_bins(observation))
         return policy_step.PolicyStep(action, policy_state)
 
     def _distribution(self, time_step, policy_state):

@@ -115,6 +115,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help=f"rewards summed before bootstrapping (default: {D.data.n_step})",
     )
     add(
+        "--history",
+        type=flags.positive_int,
+        metavar="W",
+        help="observations per decision: the last W steps of the episode, padded at its "
+        f"start with the first (the Q-Transformer's window; default: {D.data.history})",
+    )
+    add(
         "--gamma",
         type=flags.unit_interval_open_closed,
         help=f"discount per step, in (0, 1] (default: {D.data.gamma})",
@@ -209,6 +216,7 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
         image_shift=getattr(args, "image_shift", None),
         grad_clip=args.grad_clip, dropout=args.dropout,
         success_only=True if args.success_only else None,
+        history=getattr(args, "history", None),
     )  # fmt: skip
 
 
@@ -402,7 +410,8 @@ def train(
 
 
 def _state_statistics(dataset_dir, config: TrainConfig, batches: int = 20) -> tuple:
-    """Per-feature (mean, std) [S] of observation states over the first `batches` batches.
+    """Per-feature (mean, std) [S] of observation states over the first `batches` batches
+    (every step of each window, with observation history).
 
     Read from an uncached copy of the training pipeline: stopping early in a cached one
     discards its cache (with a tf.data warning). On resume the checkpointed values replace
@@ -413,11 +422,12 @@ def _state_statistics(dataset_dir, config: TrainConfig, batches: int = 20) -> tu
 
     from qtransformer.data import make_transition_dataset
 
-    dataset, _ = make_transition_dataset(dataset_dir, config.data, seed=config.seed, cache=False)
+    dataset, meta = make_transition_dataset(dataset_dir, config.data, seed=config.seed, cache=False)
     try:
         states = np.concatenate(
-            [b["observation"]["state"].numpy() for b in dataset.take(batches)], axis=0
-        )
+            [b["observation"]["state"].numpy().reshape(-1, meta.state_dim)
+             for b in dataset.take(batches)]
+        )  # fmt: skip
     except tf.errors.OpError as e:  # a corrupt or truncated shard
         raise ValueError(f"cannot read dataset {dataset_dir}: {e.message.splitlines()[0]}") from e
     return states.mean(axis=0), states.std(axis=0)

@@ -3,7 +3,8 @@
 `CausalBlock.call` reads a whole token sequence [B, T, E] under a causal mask (training,
 the target network). `CausalBlock.step` feeds one new token [B, 1, E] and attends to the
 keys/values of the tokens before it (greedy decoding, `qtransformer.policy`); both give the
-same numbers at the new token's position.
+same numbers at the new token's position. `CausalBlock.prefill` starts such a cache from
+several tokens at once (the W observation tokens of a history window).
 
 The step's query/key/value projections can take their kernels as plain [E, N*H] matrices
 (`step_weights`), reshaped from Keras' [E, N, H] einsum kernels *outside* an XLA-compiled
@@ -42,6 +43,12 @@ class CausalBlock(tf.keras.layers.Layer):
         y = self._ln1(x)
         x = x + self._attn(y, y, use_causal_mask=True, training=training)
         return x + self._mlp(self._ln2(x))
+
+    def prefill(self, x: tf.Tensor):
+        """`call` on a prefix x [B, T, E], plus its cache: (output [B, T, E], (keys, values)
+        [B, T, N, H]) for `step` to extend (the projections of the same LayerNorm output)."""
+        y = self._ln1(x)
+        return self.call(x), (self._attn._key_dense(y), self._attn._value_dense(y))
 
     def step_weights(self) -> StepWeights:
         """The q, k, v kernels as [E, N*H] matrices (in the compute dtype) and their biases.

@@ -27,6 +27,7 @@ def model_shape(config: TrainConfig) -> dict:
         "head": model.head,
         "head_rank": model.head_rank,
         "value_bins": model.value_bins if config.loss in CLASSIFICATION else None,
+        "history": config.data.history,  # W > 1 adds the window-step embedding
     }
 
 
