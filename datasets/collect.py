@@ -6,9 +6,11 @@ results):
 open_loop (default; the papers' protocol, see `qtransformer.datasets.replay`): a
   `--demo-fraction` of the episodes (default 1/12, about the papers' 8%) are clean expert demos
   (source "expert"); every other episode (source "replay") replays one demo's recorded actions
-  from the demo's initial state with Gaussian noise `--noise` (default 0.3), open loop, then
-  holds still until the time limit. At noise 0.3 about 12% of the replays succeed on pick_place
-  (56/440 in the benchmark's dataset), so about 80% of all episodes fail.
+  from the demo's initial state with Gaussian noise `--noise` (default 0.3), open loop, and
+  ends when those actions run out (`--replay-tail truncate`; `hold` pads with hold-still steps
+  to the time limit, as before expert v2). At noise 0.3 about 12% of the replays succeed on
+  pick_place (5/40 with truncate, `python -m qtransformer.datasets.replay`), so most episodes
+  fail.
 
 closed_loop (the older, easier alternative): the rest (source "noisy") run the expert itself
   with action noise, so every state is labelled with the expert's corrective action; in a fixed
@@ -61,6 +63,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--replay", choices=REPLAYS, default="open_loop",
         help="open_loop: noisy replays of the demos' actions (papers, default); "
         "closed_loop: the expert acting with noise",
+    )  # fmt: skip
+    parser.add_argument(
+        "--replay-tail", choices=("truncate", "hold"), default="truncate",
+        help="open_loop replays end when the demo's actions run out (truncate, default) or "
+        "hold still until the time limit (hold, the protocol before expert v2)",
     )  # fmt: skip
     parser.add_argument(
         "--image-size", type=flags.image_size, default=None,
@@ -118,6 +125,13 @@ def record_episode(item, image_size: int | None = None, obs: str = "privileged")
     return run_actions(env, task, lambda t, ts: policy(ts), source)
 
 
+def expert_version() -> int:
+    """The scripted expert's version (sim_envs/expert.py VERSION), recorded in metadata."""
+    from qtransformer.sim_envs import expert
+
+    return expert.VERSION
+
+
 def _record(args):
     if args[0] == "demo":
         from qtransformer.datasets.replay import record_demo
@@ -130,7 +144,9 @@ def _record(args):
     return record_episode(*args[1:])
 
 
-def open_loop_jobs(tasks, episodes: int, demo_fraction: float, noise: float, seed: int):
+def open_loop_jobs(
+    tasks, episodes: int, demo_fraction: float, noise: float, seed: int, tail: str = "truncate"
+):
     """(demo jobs, function demo episodes -> replay jobs) of the open-loop protocol."""
     from qtransformer.datasets.replay import episode_seed
 
@@ -143,7 +159,7 @@ def open_loop_jobs(tasks, episodes: int, demo_fraction: float, noise: float, see
         for r in range(episodes - demos):
             task, env_seed = demo_jobs[r % demos]
             actions = demo_episodes[r % demos].actions
-            jobs.append((task, env_seed, actions, noise, episode_seed(seed, 1, r)))
+            jobs.append((task, env_seed, actions, noise, episode_seed(seed, 1, r), tail))
         return jobs
 
     return demo_jobs, replay_jobs
@@ -179,6 +195,7 @@ def collect_dataset(
     overwrite=False,
     summary: dict | None = None,
     obs: str = "privileged",
+    replay_tail: str = "truncate",
 ) -> Path:
     """Record `episodes` sim episodes (mix in the module docstring) to an RLDS dataset.
 
@@ -212,12 +229,14 @@ def collect_dataset(
             plan = episode_plan(tasks, episodes, demo_fraction, noise, seed)
             yield from imap(_record, [("closed_loop", item, image_size, obs) for item in plan])
             return
-        demo_jobs, replay_jobs = open_loop_jobs(tasks, episodes, demo_fraction, noise, seed)
+        demo_jobs, replay_jobs = open_loop_jobs(
+            tasks, episodes, demo_fraction, noise, seed, replay_tail
+        )
         demo_eps = []
         for episode in imap(_record, [("demo", *job, env_kwargs) for job in demo_jobs]):
             demo_eps.append(episode)
             yield episode
-        jobs = [("replay", *job, env_kwargs) for job in replay_jobs(demo_eps)]
+        jobs = [("replay", *job[:5], env_kwargs, job[5]) for job in replay_jobs(demo_eps)]
         yield from imap(_record, jobs)
 
     try:
@@ -246,6 +265,8 @@ def collect_dataset(
                 "demo_fraction": demo_fraction,
                 "noise": noise,
                 "seed": seed,
+                "expert_version": expert_version(),
+                **({"replay_tail": replay_tail} if replay == "open_loop" else {}),
             },  # fmt: skip
         )
     finally:
@@ -273,6 +294,7 @@ def run(args: argparse.Namespace) -> int:
         overwrite=args.overwrite,
         summary=summary,
         obs=args.obs,
+        replay_tail=args.replay_tail,
     )
     print(f"recorded {summary['episodes']} episodes -> {path}")
     for source, (wins, n) in sorted(summary["successes"].items()):

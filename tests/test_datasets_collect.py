@@ -78,7 +78,10 @@ def test_open_loop_replays_start_from_their_demo_and_replay_its_actions(tmp_path
     )  # fmt: skip
     back = read_episodes(path)
     _, meta = load_dataset(path)
-    assert meta.protocol == {"replay": "open_loop", "demo_fraction": 1 / 3, "noise": 0.2, "seed": 5}
+    assert meta.protocol == {
+        "replay": "open_loop", "demo_fraction": 1 / 3, "noise": 0.2, "seed": 5,
+        "expert_version": 2, "replay_tail": "truncate",
+    }  # fmt: skip
     assert [b.source for b in back] == ["expert"] * 2 + ["replay"] * 4
     demos = back[:2]
     for d, demo in enumerate(demos):  # the clean expert on the demo's own env seed
@@ -90,16 +93,25 @@ def test_open_loop_replays_start_from_their_demo_and_replay_its_actions(tmp_path
         # Same scene: the replay starts in the demo's initial state.
         np.testing.assert_array_equal(replay.states[0], demo.states[0])
         # Open loop: action t is demo action t + N(0, 0.2^2) from the replay's own noise seed,
-        # clipped; past the demo's end, zero motion with the demo's last gripper command.
+        # clipped; the replay ends (a truncation) when the demo's actions run out.
         act = replay_actions(demo.actions, 0.2, episode_seed(5, 1, r))
         want = np.stack([act(t, None) for t in range(len(replay.actions))]).astype(np.float32)
         np.testing.assert_allclose(replay.actions, want, atol=1e-6)
-        n = min(len(demo.actions), len(replay.actions))
-        assert 0 < np.abs(replay.actions[:n] - demo.actions[:n]).mean() < 0.3
-        if len(replay.actions) > len(demo.actions):
-            tail = replay.actions[len(demo.actions) :]
-            np.testing.assert_array_equal(tail[:, :3], 0.0)
-            np.testing.assert_array_equal(tail[:, 3], demo.actions[-1, 3])
+        assert len(replay.actions) <= len(demo.actions)
+        assert replay.success or not replay.terminal  # a failed replay is truncated
+        assert 0 < np.abs(replay.actions - demo.actions[: len(replay.actions)]).mean() < 0.3
+
+
+def test_replay_tail_truncate_ends_and_hold_pads_with_hold_still():
+    demo = np.array([[0.5, -0.5, 0.0, 0.3], [1.0, 0.0, 0.0, -1.0]], np.float32)
+    truncate = replay_actions(demo, 0.0, 0)
+    assert truncate(2, None) is None
+    hold = replay_actions(demo, 0.0, 0, tail="hold")
+    np.testing.assert_array_equal(hold(1, None), demo[1])
+    np.testing.assert_array_equal(hold(2, None), [0.0, 0.0, 0.0, -1.0])  # last gripper command
+    np.testing.assert_array_equal(hold(50, None), [0.0, 0.0, 0.0, -1.0])
+    with pytest.raises(ValueError, match="replay-tail"):
+        replay_actions(demo, 0.0, 0, tail="pad")
 
 
 def test_noise_zero_replay_reproduces_the_demo():
