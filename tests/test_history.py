@@ -289,3 +289,25 @@ def test_eval_env_and_diagnose_on_a_history_run(history_run, tmp_path, capsys):
     assert main(argv + ["--k", "2", "--out", str(out)]) == 0
     report = json.loads(out.read_text())
     assert report["steps"] == 2 * 5 and report["checkpoint_step"] == 4
+
+
+def test_two_workers_train_with_history(tmp_path):
+    """`train --strategy multi_worker` (2 workers on 127.0.0.1) reads windowed shards."""
+    from test_multi_worker import ENV, _finish, _result, _train_argv
+    from test_train import TINY, toy_dataset
+
+    from qtransformer.cluster import launch_local_workers
+    from qtransformer.data import distributed_transition_dataset
+
+    data = toy_dataset(tmp_path / "data", episodes=4, action_dim=1)
+    config = TINY.replace(history=2, checkpoint_every=2)
+    batch, _ = next(iter(distributed_transition_dataset(tf.distribute.get_strategy(), data,
+                                                        config.data)))  # fmt: skip
+    assert batch["observation"]["state"].shape == (16, 2, 3)
+    assert batch["next_observation"]["state"].shape == (16, 2, 3)
+    (tmp_path / "config.json").write_text(config.to_json())
+    argv = _train_argv(data, tmp_path / "run", tmp_path / "config.json", 2)
+    logs = _finish(launch_local_workers(argv, 2, ENV, tmp_path / "logs"), tmp_path / "logs")
+    assert _result(logs[0])["step"] == _result(logs[1])["step"] == 2
+    loaded = tf.saved_model.load(str(tmp_path / "run" / "policy"))
+    assert loaded.get_initial_state(batch_size=1)["window"]["state"].shape == (1, 2, 3)
