@@ -26,6 +26,7 @@ FLAG_CASES = [
     ("train --value-bins 1", "--value-bins"),
     ("train --alpha -1", "--alpha"),
     ("train --n-step 0", "--n-step"),
+    ("train --history 0", "--history"),
     ("train --seed -1", "--seed"),
     ("train --eval-every -1", "--eval-every"),
     ("train --eval-episodes 0", "--eval-episodes"),

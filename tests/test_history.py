@@ -40,6 +40,14 @@ def _obs_spec(state=5, image=None):
     return spec
 
 
+def test_config_history_defaults_to_1_and_is_range_checked():
+    old = TrainConfig.from_dict({"data": {"n_step": 3}, "loss": "bc"})  # a config from before
+    assert old.data.history == 1
+    assert TrainConfig().replace(history=4).data.history == 4
+    with pytest.raises(ValueError, match="data.history"):
+        TrainConfig.from_dict({"data": {"history": 0}})
+
+
 def test_episode_windows_repeat_the_first_step_at_the_start():
     x = tf.constant([10, 11, 12, 13])
     expected = [[10, 10, 10], [10, 10, 11], [10, 11, 12], [11, 12, 13]]
