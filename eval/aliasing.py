@@ -48,7 +48,9 @@ def phases(states: np.ndarray) -> np.ndarray:
 
 
 def aliasing_report(dataset, radius: float = 0.002, action_bins: int = 17) -> dict:
-    """{"radius", "transitions", "aliased", "share", "per_phase": {phase: {n, aliased, share}}}."""
+    """{"radius", "transitions", "aliased", "share", "hold_still_share", "per_phase": {phase:
+    {n, aliased, share}}}; hold_still_share: transitions whose action tokenises to no motion with
+    the last (gripper) dimension at its low bound (open)."""
     from qtransformer.datasets.rlds_io import read_meta
     from qtransformer.eval.diagnose import load_steps
     from qtransformer.tokenizer import ActionTokenizer
@@ -64,6 +66,9 @@ def aliasing_report(dataset, radius: float = 0.002, action_bins: int = 17) -> di
         n, k = int(mask.sum()), int(flags[mask].sum())
         per_phase[str(phase)] = {"n": n, "aliased": k, "share": round(k / n, 4)}
     total = int(flags.sum())
+    # "hold still, open": no motion in any of the first D-1 dimensions, the last one at its low
+    still = tokenizer.tokenize(np.r_[np.zeros(tokenizer.action_dims - 1), meta.action_low[-1]])
+    hold_still = (steps["bins"] == still.numpy()).all(-1)
     return {
         "dataset": str(dataset),
         "radius": radius,
@@ -72,6 +77,7 @@ def aliasing_report(dataset, radius: float = 0.002, action_bins: int = 17) -> di
         "transitions": len(flags),
         "aliased": total,
         "share": round(total / len(flags), 4),
+        "hold_still_share": round(float(hold_still.mean()), 4),
         "per_phase": per_phase,
     }
 
@@ -80,7 +86,8 @@ def format_report(report: dict) -> str:
     lines = [
         f"{report['dataset']}: {report['aliased']}/{report['transitions']} transitions aliased "
         f"({report['share']:.1%}) at radius {report['radius']}, {report['action_bins']} bins, "
-        f"expert v{report['expert_version']}",
+        f"expert v{report['expert_version']}; {report['hold_still_share']:.1%} of them are "
+        "'hold still, open'",
         f"  {'phase':<9} {'steps':>6} {'aliased':>8} {'share':>7}",
     ]
     for phase, row in report["per_phase"].items():
