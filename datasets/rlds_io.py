@@ -132,6 +132,15 @@ class DatasetWriter:
         self._lock = lock_output(self.out)
         self.out.parent.mkdir(parents=True, exist_ok=True)
         self.tmp = self.out.parent / f".{self.out.name}.tmp-{uuid.uuid4().hex[:8]}"
+        try:
+            with output_lock.writing(self.out, remove=[self.tmp]):
+                self._open()
+        except BaseException:
+            self._lock.release()
+            raise
+        return self
+
+    def _open(self) -> None:
         self.tmp.mkdir()
         self._info = tfds.rlds.rlds_base.build_info(
             self._config(),
@@ -144,8 +153,7 @@ class DatasetWriter:
             ds_metadata={"writer": "qtransformer.datasets"},  # non-empty: a MetadataDict
         )
         self._writer = tfds.core.SequentialWriter(self._info, self.episodes_per_shard)
-        self._writer.initialize_splits(["train"])
-        return self
+        self._writer.initialize_splits(["train"])  # writes the first metadata files
 
     def _config(self) -> tfds.rlds.rlds_base.DatasetConfig:
         dims = len(self.action_low)

@@ -32,9 +32,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import os
 import time
-import uuid
 from pathlib import Path
 
 import numpy as np
@@ -43,6 +41,8 @@ from tf_agents.policies import tf_policy
 from tf_agents.trajectories import policy_step as policy_step_lib
 from tf_agents.trajectories import time_step as ts
 from tf_agents.trajectories import trajectory
+
+from qtransformer import output_lock
 
 ACTOR_LAYERS = (128, 128)
 CRITIC_LAYERS = (128, 128, 128)
@@ -167,10 +167,8 @@ def make_agent(state_dim, action_spec, *, learning_rate, cql_alpha, gamma, seed,
     return agent
 
 
-def _write_json(path: Path, data: dict) -> None:  # atomic
-    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}")
-    tmp.write_text(json.dumps(data, indent=2) + "\n")
-    os.replace(tmp, path)
+def _write_json(path: Path, data: dict) -> None:
+    output_lock.write_text_atomic(path, json.dumps(data, indent=2) + "\n")
 
 
 def _load_or_save_stats(workdir: Path, dataset, gamma: float):

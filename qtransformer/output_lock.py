@@ -27,8 +27,8 @@ import re
 import shutil
 import socket
 import sys
-import tempfile
 import time
+import uuid
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 
@@ -114,7 +114,7 @@ def acquire(output: str | Path, *, beside: bool = False, temps: Iterable[str] = 
     removed = clean_temps(folder, temps)
     if removed:
         shown = ", ".join(str(p.relative_to(folder)) for p in removed)
-        (log or _stderr)(f"removed {len(removed)} temporary file(s) left in {folder}: {shown}")
+        (log or _stderr)(f"removed what an interrupted write left in {folder}: {shown}")
     return OutputLock(lock_file, made_dir)
 
 
@@ -160,10 +160,9 @@ def write_text_atomic(path: str | Path, text: str) -> Path:
     """Write `text` to a temp file beside `path`, then rename: `path` is old or new, never half."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    with writing(path, remove=[Path(tmp)]):
-        with os.fdopen(fd, "w") as f:
-            f.write(text)
+    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")  # the umask's mode, not 0600
+    with writing(path, remove=[tmp]):
+        tmp.write_text(text)
         os.replace(tmp, path)
     return path
 
@@ -179,7 +178,8 @@ def write_failure(error: BaseException, target: str | Path | None = None) -> Wri
         if isinstance(seen, WriteFailed):
             return seen
         if isinstance(seen, OSError) and seen.errno in WRITE_ERRNOS:
-            return WriteFailed(seen.errno, os.strerror(seen.errno), str(target or seen.filename))
+            path = target or seen.filename or "?"
+            return WriteFailed(seen.errno, os.strerror(seen.errno), str(path))
         entries = seen.args[0] if isinstance(seen, shutil.Error) and seen.args else None
         for _, dst, why in entries if isinstance(entries, list) else [(None, None, str(seen))]:
             for code in WRITE_ERRNOS:

@@ -322,12 +322,12 @@ def train(
     tf.random.set_seed(config.seed)
     np.random.seed(config.seed)
     dataset, meta = make_transition_dataset(dataset_dir, config.data, seed=config.seed)
+    flags.check_disjoint({"--workdir": workdir}, {"--dataset": dataset_dir})
+    if cluster.is_chief(strategy):  # one lock per job: the chief's; a 2nd writer prints nothing
+        output_lock.acquire(workdir, temps=output_lock.WORKDIR_TEMPS, log=log)
     config, support_line = value_range.resolve(config, dataset_dir)
     if log and support_line:
         log(support_line)
-    flags.check_disjoint({"--workdir": workdir}, {"--dataset": dataset_dir})
-    if cluster.is_chief(strategy):  # one lock per job: the chief's, which alone writes here
-        output_lock.acquire(workdir, temps=output_lock.WORKDIR_TEMPS, log=log)
     check_workdir_config(workdir, config)  # after the dataset opened: no workdir for a typo
     # Another dataset spec is refused; a corrupt newest checkpoint is skipped, with a note.
     note = check_resume(workdir, dataset_dir, meta, word_vocabulary(meta.instructions))

@@ -1,5 +1,6 @@
 """One writer per output (qtransformer/output_lock.py); a failed write is one line, no litter."""
 
+import argparse
 import errno
 import json
 import os
@@ -163,3 +164,14 @@ def test_dataset_outputs_are_locked_and_a_failed_shard_write_leaves_nothing(
     with pytest.raises(output_lock.WriteFailed, match=r"cannot write .*ds: No space left"):
         toy_dataset(tmp_path / "ds")
     assert sorted(os.listdir(tmp_path)) == [".out.lock", "demos"]  # the holder's lock only
+
+
+def test_an_experiment_run_folder_in_use_is_refused(tmp_path, holder):
+    from qtransformer.eval.experiment import _Runner, _tag
+
+    args = argparse.Namespace(steps=2, quick=True, val_episodes=1, task="pick_place")
+    runner = _Runner(tmp_path / "data", tmp_path / "out", tmp_path / "cache", TINY, args)
+    params = {"learning_rate": 1e-3}
+    proc = holder(tmp_path / "out" / "runs" / f"tune_bc_{_tag(params)}_seed100")
+    with pytest.raises(output_lock.OutputInUse, match=f"pid {proc.pid}"):
+        runner.tune("bc", params)
