@@ -30,7 +30,7 @@ drops out. A caller outside our package, with the export loaded by `tf.saved_mod
 alone, runs an episode (or B episodes side by side) as
 
     policy = tf.saved_model.load("WORKDIR/policy")
-    state = policy.get_initial_state(batch_size=B)      # {} when W = 1
+    state = policy.get_initial_state(batch_size=B)      # () when W = 1
     for each control step:
         step = policy.action(time_step, state)           # time_step: a TimeStep of [B] / [B, ...]
         state = step.state                               # pass it back in on the next call
