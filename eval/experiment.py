@@ -135,9 +135,13 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
+_RECORDED = ("expert_version", "replay_tail")
+
+
 def run_experiment(args: argparse.Namespace, methods: tuple[str, ...], out: Path) -> dict:
     from qtransformer.config import TrainConfig
     from qtransformer.datasets.collect import collect_dataset
+    from qtransformer.datasets.rlds_io import read_meta
 
     start = time.time()
     dataset = out / "dataset"
@@ -155,6 +159,8 @@ def run_experiment(args: argparse.Namespace, methods: tuple[str, ...], out: Path
         "episodes": args.episodes,
         "replay_success_rate": replays.get("successes", 0) / max(1, replays.get("episodes", 0)),
         "dataset_success_rate": mix["successes"] / mix["num_episodes"],
+        # the scripted expert's version and the replay tail, as the dataset recorded them
+        **{k: v for k, v in read_meta(dataset).protocol.items() if k in _RECORDED},
     }
     base = TrainConfig.from_file(args.config) if args.config else TrainConfig()
     cache = Path(args.cache) if args.cache else out / "curves"
