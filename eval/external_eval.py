@@ -9,7 +9,6 @@ task/env (the --env spec), success_rule, seed, batch_size, wall_s, env_steps_per
 from __future__ import annotations
 
 import argparse
-import time
 from pathlib import Path
 
 import numpy as np
@@ -64,19 +63,12 @@ def evaluate_external(
     policy_name: str | None = None,
 ) -> dict:  # fmt: skip
     """Runs `episodes` episodes of `env` (external.make_factory spec); returns the report."""
-    from tqdm.auto import tqdm
-
-    from qtransformer.eval import external, metrics, rollout
+    from qtransformer.eval import external, lockstep, rollout
 
     if episodes < 1:
         raise ValueError(f"--episodes must be >= 1, got {episodes}")
     factory = external.make_factory(env, video=bool(video_path))
     state_size, image_size = (None, None) if policy == "random" else _policy_state_size(policy)
-    act = _actor(policy, instruction, seed)
-    batch = min(episodes, batch_size or 64)
-    want_video = video_episodes if video_path else 0
-    successes, returns, lengths = [False] * episodes, [0.0] * episodes, [0] * episodes
-    frames: dict[int, list] = {}
 
     def start(index):
         wrapped = external.ExternalEnv(
@@ -91,63 +83,30 @@ def evaluate_external(
                 f"the policy takes a state of size {state_size}, --env {env} gives {got}; "
                 "choose the observation keys with --state-keys (as at convert)"
             )
-        if index < want_video:
-            frames[index] = [wrapped.frame(video_size)]
-        return [index, wrapped, ts]
+        return wrapped, ts
 
-    started = time.perf_counter()
-    slots = [start(i) for i in range(batch)]
-    next_episode, finished, env_steps = batch, 0, 0
-    bar = tqdm(total=episodes, desc=f"eval {env}", unit="ep", disable=not progress)
-    while finished < episodes:
-        done = [s[2].last() for s in slots]
-        actions = act([s[1] for s in slots], [s[2] for s in slots])
-        spec = slots[0][1].action_spec()
-        if np.shape(actions)[1:] != tuple(spec.shape):
-            raise ValueError(
-                f"the policy's actions have shape {np.shape(actions)[1:]}, --env {env} takes "
-                f"{tuple(spec.shape)}"
-            )
-        for slot, action, was_done in zip(slots, actions, done, strict=True):
-            if was_done:
-                continue
-            index, wrapped = slot[0], slot[1]
-            spec = wrapped.action_spec()
-            ts = wrapped.step(np.clip(action, spec.minimum, spec.maximum).astype(spec.dtype))
-            env_steps += 1
-            slot[2] = ts
-            returns[index] += float(ts.reward or 0.0)
-            lengths[index] += 1
-            if index in frames:
-                frames[index].append(wrapped.frame(video_size))
-            if ts.last():
-                successes[index] = wrapped.success
-                finished += 1
-                bar.update(1)
-                if hasattr(wrapped.env, "close"):
-                    wrapped.env.close()
-                if next_episode < episodes:
-                    slot[:] = start(next_episode)
-                    next_episode += 1
-    bar.close()
-    seconds = time.perf_counter() - started
-    report = metrics.summarize(successes, returns, lengths)
+    def on_finish(index, wrapped, success):
+        if hasattr(wrapped.env, "close"):
+            wrapped.env.close()
+
+    run = lockstep.run(
+        episodes, _actor(policy, instruction, seed), start, lambda wrapped, ts: wrapped.success,
+        name=env, where=f"--env {env}", batch_size=batch_size, on_finish=on_finish,
+        frame=lambda wrapped, ts: wrapped.frame(video_size),
+        video_episodes=video_episodes if video_path else 0, progress=progress,
+    )  # fmt: skip
     rule = (
         f"some step's reward >= {success_reward:g}" if success_reward is not None
         else "info['is_success'] at some step, else a terminal step with positive reward"
     )  # fmt: skip
-    report.update(
-        task=env, env=env, success_rule=rule, seed=seed, batch_size=batch,
-        wall_s=round(seconds, 3), env_steps_per_s=round(env_steps / max(seconds, 1e-9), 1),
+    report = run.report(
+        task=env, env=env, success_rule=rule, seed=seed,
         policy=policy_name or (policy if isinstance(policy, str) else type(policy).__name__),
     )  # fmt: skip
     if video_path:
         from qtransformer import sim_envs
 
-        video = []
-        for index in sorted(frames):
-            video += rollout._annotate(frames[index], successes[index], f"ep {index}")  # noqa: SLF001
-        sim_envs.write_video(video, video_path)
+        sim_envs.write_video(run.video(), video_path)
         report["video"] = str(video_path)
     return report
 

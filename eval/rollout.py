@@ -2,9 +2,8 @@
 
 `evaluate` steps B environments in lockstep and makes one batched policy call per
 control step, instead of a batch-1 loop per episode (the policy call dominates; see
-the ratio in the eval helper's report and `tests/test_eval_rollout.py`). B "slots"
-each hold one episode; when a slot's episode ends, the slot takes the next
-unstarted episode, so the batch stays full until the tail.
+`tests/test_eval_rollout.py`). The loop is eval/lockstep.py, shared with `eval --env`;
+this module adds our tasks' envs, seeds, success rule, videos and stall report.
 
 Episode i of task T with seed s always runs in `make(T, seed=episode_seed(s, T, i), obs=...)`,
 in the observation mode the policy was trained in (read from its state spec,
@@ -22,7 +21,6 @@ and returns `.action` float32[B, 4], clipped to the env's action bounds.
 
 from __future__ import annotations
 
-import time
 import weakref
 import zlib
 from collections.abc import Callable, Sequence
@@ -31,7 +29,7 @@ from pathlib import Path
 import numpy as np
 
 from qtransformer import quiet
-from qtransformer.eval import metrics
+from qtransformer.eval import lockstep, metrics
 from qtransformer.eval.stalls import StallTracker
 
 BASELINES = ("expert", "random")
@@ -197,25 +195,6 @@ def _video_frame(env, time_step, size: int) -> np.ndarray:
     return np.concatenate([front, seen], axis=1)
 
 
-def _annotate(frames: list[np.ndarray], success: bool, label: str) -> list[np.ndarray]:
-    """Green (success) or red (failure) border and a caption on every frame of an episode."""
-    from PIL import Image, ImageDraw
-
-    colour = (40, 200, 60) if success else (220, 40, 40)
-    out = []
-    for frame in frames:
-        image = Image.fromarray(frame)
-        draw = ImageDraw.Draw(image)
-        w, h = image.size
-        border = max(2, w // 40)
-        draw.rectangle([0, 0, w - 1, h - 1], outline=colour, width=border)
-        text = f"{label}: {'success' if success else 'failure'}"
-        draw.rectangle([border, border, border + 7 * len(text), border + 12], fill=(0, 0, 0))
-        draw.text((border + 2, border), text, fill=colour)
-        out.append(np.asarray(image))
-    return out
-
-
 def rollout_task(
     policy,
     task: str,
@@ -228,17 +207,11 @@ def rollout_task(
     progress: bool = True,
 ) -> tuple[dict, list[np.ndarray]]:
     """Runs `episodes` episodes of one task; returns (report numbers, annotated frames)."""
-    from tqdm.auto import tqdm
-
     from qtransformer import sim_envs
 
     if episodes < 1:
         raise ValueError(f"--episodes must be >= 1, got {episodes}")
-    batch = min(episodes, batch_size or 64)
     obs, image_size = ("privileged", None) if isinstance(policy, str) else observation_mode(policy)
-    act = _make_actor(policy, seed)
-    successes, returns, lengths = [0] * episodes, [0.0] * episodes, [0] * episodes
-    frames: dict[int, list[np.ndarray]] = {}
     stalls = StallTracker()  # where failed episodes stop moving (eval/stalls.py)
 
     def start(index):
@@ -247,52 +220,24 @@ def rollout_task(
         )
         ts = env.reset()
         stalls.observe(index, env)
-        if index < video_episodes:
-            frames[index] = [_video_frame(env, ts, video_size)]
-        return [index, env, ts]
+        return env, ts
 
-    started = time.perf_counter()
-    slots = [start(i) for i in range(batch)]  # [episode index, env, last time step]
-    next_episode, finished, env_steps = batch, 0, 0
-    bar = tqdm(total=episodes, desc=f"eval {task}", unit="ep", disable=not progress)
-    while finished < episodes:
-        done = [s[2].last() for s in slots]
-        # Finished slots ride along with their last step, so the batch shape stays fixed.
-        actions = act([s[1] for s in slots], [s[2] for s in slots])
-        for slot, action, was_done in zip(slots, actions, done, strict=True):
-            if was_done:
-                continue
-            index, env = slot[0], slot[1]
-            spec = env.action_spec()
-            ts = env.step(np.clip(action, spec.minimum, spec.maximum).astype(np.float32))
-            stalls.act(index, action)
-            stalls.observe(index, env)
-            env_steps += 1
-            slot[2] = ts
-            returns[index] += float(ts.reward or 0.0)
-            lengths[index] += 1
-            if index in frames:
-                frames[index].append(_video_frame(env, ts, video_size))
-            if ts.last():
-                # Success = terminal step (discount 0) with the sparse success reward.
-                successes[index] = bool(ts.discount == 0.0 and (ts.reward or 0.0) > 0.0)
-                stalls.finish(index, successes[index])
-                finished += 1
-                bar.update(1)
-                if next_episode < episodes:
-                    slot[:] = start(next_episode)
-                    next_episode += 1
-    bar.close()
-    seconds = time.perf_counter() - started
-    report = metrics.summarize(successes, returns, lengths)
-    report.update(
-        task=task, seed=seed, batch_size=batch, wall_s=round(seconds, 3),
-        env_steps_per_s=round(env_steps / max(seconds, 1e-9), 1), stalls=stalls.report(),
+    def on_step(index, env, action):
+        stalls.act(index, action)
+        stalls.observe(index, env)
+
+    def success(env, ts):  # a terminal step (discount 0) with the sparse success reward
+        return ts.discount == 0.0 and (ts.reward or 0.0) > 0.0
+
+    run = lockstep.run(
+        episodes, _make_actor(policy, seed), start, success, name=task, batch_size=batch_size,
+        action_dtype=np.float32, on_step=on_step,
+        on_finish=lambda index, env, ok: stalls.finish(index, ok),
+        frame=lambda env, ts: _video_frame(env, ts, video_size), video_episodes=video_episodes,
+        progress=progress,
     )  # fmt: skip
-    video = []
-    for index in sorted(frames):
-        video += _annotate(frames[index], successes[index], f"{task} ep {index}")
-    return report, video
+    report = run.report(task=task, seed=seed, stalls=stalls.report())
+    return report, run.video(f"{task} ")
 
 
 def evaluate(
