@@ -208,6 +208,17 @@ class _Runner:
     def __init__(self, dataset: Path, out: Path, cache: Path, base, args):
         self.dataset, self.out, self.cache, self.base, self.args = dataset, out, cache, base, args
 
+    @classmethod
+    def for_ablation(cls, dataset: Path, out: Path, cache: Path, val_episodes: int) -> _Runner:
+        """The tuning runner of the ablation scripts: pick_place, TrainConfig(), 8000 steps."""
+        from qtransformer.config import TrainConfig
+
+        cache.mkdir(parents=True, exist_ok=True)
+        args = argparse.Namespace(
+            task="pick_place", steps=8000, val_episodes=val_episodes, quick=False
+        )
+        return cls(dataset, out, cache, TrainConfig(), args)
+
     def tune(self, method: str, params: dict, seed: int = TUNE_SEED) -> float:
         """Validation success of the final policy (another `seed`: ablation scripts only)."""
         name = f"tune_{method}_{_tag(params)}_seed{seed}"

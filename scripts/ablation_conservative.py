@@ -17,7 +17,6 @@ import argparse
 import json
 from pathlib import Path
 
-from qtransformer.config import TrainConfig
 from qtransformer.eval.experiment import _Runner
 
 
@@ -27,11 +26,8 @@ def main() -> int:
     parser.add_argument("--out", default="runs/experiment")
     parser.add_argument("--cache", default="eval/results/pick_place_ablations")
     args = parser.parse_args()
-    run_args = argparse.Namespace(task="pick_place", steps=8000, val_episodes=50, quick=False)
     out = Path(args.out)
-    cache = Path(args.cache)
-    cache.mkdir(parents=True, exist_ok=True)
-    runner = _Runner(out / "dataset", out, cache, TrainConfig(), run_args)
+    runner = _Runner.for_ablation(out / "dataset", out, Path(args.cache), val_episodes=50)
     for method in args.methods.split(","):
         score = runner.tune(method, {"learning_rate": 1e-3, "alpha": 0.0})
         print(json.dumps({"method": method, "alpha": 0.0, "validation_success": score}))

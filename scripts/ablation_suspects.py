@@ -27,7 +27,6 @@ import argparse
 import json
 from pathlib import Path
 
-from qtransformer.config import TrainConfig
 from qtransformer.eval.experiment import TUNE_SEED, _Runner
 
 BASE = {"learning_rate": 1e-3, "alpha": 1.0}
@@ -65,16 +64,12 @@ def main() -> int:
     parser.add_argument("--out", default="runs/suspects")
     parser.add_argument("--cache", default="eval/results/pick_place_suspects")
     args = parser.parse_args()
-    run_args = argparse.Namespace(
-        task="pick_place", steps=8000, val_episodes=args.episodes, quick=False
-    )
     out = Path(args.out)
     for name in args.only.split(","):
         method, overrides, episodes = ABLATIONS[name]
         dataset = dataset_for(episodes, out)
         cache = Path(args.cache) / f"episodes{episodes}"
-        cache.mkdir(parents=True, exist_ok=True)
-        runner = _Runner(dataset, out / f"episodes{episodes}", cache, TrainConfig(), run_args)
+        runner = _Runner.for_ablation(dataset, out / f"episodes{episodes}", cache, args.episodes)
         score = runner.tune(method, {**BASE, **overrides}, seed=args.seed)
         print(json.dumps({"ablation": name, "seed": args.seed, "validation_success": score}))
     return 0
