@@ -35,7 +35,7 @@ import numpy as np
 
 from qtransformer import flags, output_lock
 from qtransformer.datasets.episode import Episode
-from qtransformer.datasets.replay import run_actions
+from qtransformer.datasets.replay import TAILS, run_actions
 
 # (random_action_prob, early_release_prob) cycled over the noisy episodes, see the docstring.
 FAILURE_MODES = ((0.0, 0.0), (0.0, 0.0), (0.3, 0.0), (0.0, 0.5))
@@ -65,7 +65,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "closed_loop: the expert acting with noise",
     )  # fmt: skip
     parser.add_argument(
-        "--replay-tail", choices=("truncate", "hold"), default="truncate",
+        "--replay-tail", choices=TAILS, default="truncate",
         help="open_loop replays end when the demo's actions run out (truncate, default) or "
         "hold still until the time limit (hold, the protocol before expert v2)",
     )  # fmt: skip
@@ -125,13 +125,6 @@ def record_episode(item, image_size: int | None = None, obs: str = "privileged")
     return run_actions(env, task, lambda t, ts: policy(ts), source)
 
 
-def expert_version() -> int:
-    """The scripted expert's version (sim_envs/expert.py VERSION), recorded in metadata."""
-    from qtransformer.sim_envs import expert
-
-    return expert.VERSION
-
-
 def _record(args):
     if args[0] == "demo":
         from qtransformer.datasets.replay import record_demo
@@ -144,9 +137,7 @@ def _record(args):
     return record_episode(*args[1:])
 
 
-def open_loop_jobs(
-    tasks, episodes: int, demo_fraction: float, noise: float, seed: int, tail: str = "truncate"
-):
+def open_loop_jobs(tasks, episodes: int, demo_fraction: float, noise: float, seed: int):
     """(demo jobs, function demo episodes -> replay jobs) of the open-loop protocol."""
     from qtransformer.datasets.replay import episode_seed
 
@@ -159,7 +150,7 @@ def open_loop_jobs(
         for r in range(episodes - demos):
             task, env_seed = demo_jobs[r % demos]
             actions = demo_episodes[r % demos].actions
-            jobs.append((task, env_seed, actions, noise, episode_seed(seed, 1, r), tail))
+            jobs.append((task, env_seed, actions, noise, episode_seed(seed, 1, r)))
         return jobs
 
     return demo_jobs, replay_jobs
@@ -213,6 +204,7 @@ def collect_dataset(
     rlds_io.check_output_dir(out_dir, overwrite)
     rlds_io.lock_output(out_dir)  # one writer, refused before any episode is recorded
     from qtransformer import sim_envs
+    from qtransformer.sim_envs import expert
 
     # Same spec for every task; an unknown `obs` fails here, before any episode is recorded.
     spec = sim_envs.make(tasks[0], seed=seed, obs=obs).action_spec()
@@ -229,14 +221,12 @@ def collect_dataset(
             plan = episode_plan(tasks, episodes, demo_fraction, noise, seed)
             yield from imap(_record, [("closed_loop", item, image_size, obs) for item in plan])
             return
-        demo_jobs, replay_jobs = open_loop_jobs(
-            tasks, episodes, demo_fraction, noise, seed, replay_tail
-        )
+        demo_jobs, replay_jobs = open_loop_jobs(tasks, episodes, demo_fraction, noise, seed)
         demo_eps = []
         for episode in imap(_record, [("demo", *job, env_kwargs) for job in demo_jobs]):
             demo_eps.append(episode)
             yield episode
-        jobs = [("replay", *job[:5], env_kwargs, job[5]) for job in replay_jobs(demo_eps)]
+        jobs = [("replay", *job, env_kwargs, replay_tail) for job in replay_jobs(demo_eps)]
         yield from imap(_record, jobs)
 
     try:
@@ -265,7 +255,7 @@ def collect_dataset(
                 "demo_fraction": demo_fraction,
                 "noise": noise,
                 "seed": seed,
-                "expert_version": expert_version(),
+                "expert_version": expert.VERSION,
                 **({"replay_tail": replay_tail} if replay == "open_loop" else {}),
             },  # fmt: skip
         )

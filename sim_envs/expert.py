@@ -56,7 +56,8 @@ PHASES = ("approach", "descend", "grasp", "carry", "place", "release")
 
 
 def _held(state: np.ndarray) -> bool:
-    """Fingers closed on something about 4 cm wide (they have stopped closing), near the grip."""
+    """Fingers closed to under 4.8 cm on something at the grip point (a 4 cm object stops them
+    at about 4 cm; they get there within one closing step)."""
     gap = state[3] * common.MAX_GAP
     return bool(gap < 2 * common.HALF + 0.008 and np.linalg.norm(state[10:13]) < 0.025)
 
