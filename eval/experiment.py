@@ -3,22 +3,32 @@
     qtransformer experiment --task pick_place --out runs/experiment \\
         --results eval/results/pick_place.json
 
-Protocol (fixed before any result was seen; recorded in the results file):
+Protocol of round two (fixed in this file before any round-two run; recorded in the results):
 
-1. Data: the papers' open-loop protocol (`qtransformer.datasets.replay`): 1/12 clean expert
-   demos, every other episode an open-loop replay of a demo's actions with Gaussian noise 0.3
-   (about 12% of those replays succeed on pick_place, so ~81% of all episodes fail), sparse
-   0/1 reward. `--replay closed_loop` gives the older, easier dataset for comparison.
-2. Tuning: every method gets the same budget, the 4 configurations of `GRID[method]` (learning
-   rate x its most sensitive knob), each trained once with training seed `TUNE_SEED` (never
-   used for the final runs) and scored by its final policy's success on `--val-episodes`
-   episodes of the VALIDATION evaluation seeds (base `VAL_SEED`). Ties go to the earlier entry.
-   The training budget (8000 steps) was first 3000 for every method; at 3000 every tuning run
-   that finished (hl_gauss and bc, 7 runs) scored 0-6% on validation, so the budget was raised
-   for all methods, before any test-seed evaluation (eval/results/pick_place_runs_3000steps/).
+1. Data: the papers' open-loop protocol (`qtransformer.datasets.replay`) on the pipeline fixed
+   by the stall study (docs/stall.md): the Markov expert (v2), replays that end as truncations
+   when the demo's actions run out. 1/12 clean expert demos, every other episode an open-loop
+   replay of a demo's actions with Gaussian noise 0.3, sparse 0/1 reward. `--replay
+   closed_loop` gives the older, easier dataset for comparison.
+2. Tuning: every method gets the same budget, the 7 configurations of `GRID[method]`: its most
+   sensitive knob on a log-spaced (or, for dropout, evenly spaced) grid that brackets the
+   default on both sides, at the learning rate that won round one for that method
+   (`ROUND_ONE_LR`; the budget did not allow crossing with learning rates). Q-learners sweep the
+   conservative weight alpha over 0.01..10: round one offered only {1, 10}, and the
+   conservative term's gradient is much stronger under cross-entropy than under MSE at the
+   same alpha (docs/benchmark.md). Each configuration is trained once with training seed
+   `TUNE_SEED` (never used for the final runs) and scored by its final policy's success on
+   `--val-episodes` episodes of the VALIDATION evaluation seeds (base `VAL_SEED`). Ties go to
+   the earlier entry. `--sweep-seeds N` trains the grid again with seeds TUNE_SEED+1.. for the
+   success-vs-knob plot only; the choice uses TUNE_SEED alone.
 3. Test: the chosen configuration is trained with seeds 0..S-1 and every checkpoint is scored
    on `--eval-episodes` episodes of the TEST evaluation seeds (base `TEST_SEED`; disjoint from
    the validation seeds and from the dataset's seeds), the same episodes for every method.
+   `--chosen-from RESULTS` skips tuning and takes each method's choice from an earlier results
+   file (the model-size and data-size sweeps reuse the main run's choices).
+
+Round one (4 configurations: learning rate {3e-4, 1e-3} x alpha {1, 10} or dropout {0, 0.1};
+expert v1, hold-still replay tails) is kept in eval/results/pick_place_round1.json.
 
 Every finished run is cached as CACHE/<run name>.json (default OUT/curves), so a re-run after a
 crash or Ctrl-C skips what is done, and several processes can share the work (`--methods
@@ -48,14 +58,17 @@ METHOD_CONFIG = {
     "bc_filtered": {"loss": "bc", "success_only": True},
     "cql_sac": {},
 }
-_LRS = (3e-4, 1e-3)
-_Q_GRID = [{"learning_rate": lr, "alpha": a} for lr in _LRS for a in (1.0, 10.0)]
-_BC_GRID = [{"learning_rate": lr, "dropout": d} for lr in _LRS for d in (0.0, 0.1)]
+ROUND = 2
+# The learning rate that won round one's tuning (eval/results/pick_place_round1.json), per method.
+ROUND_ONE_LR = {**{m: 1e-3 for m in Q_LEARNERS}, "bc": 1e-3, "bc_filtered": 3e-4, "cql_sac": 3e-4}
+ALPHAS = (0.01, 0.03, 0.1, 0.3, 1.0, 3.0, 10.0)  # half-decades: 1 (the default) in the middle
+DROPOUTS = (0.0, 0.05, 0.1, 0.2, 0.3, 0.4, 0.5)
+KNOB = {**{m: "alpha" for m in Q_LEARNERS}, "bc": "dropout", "bc_filtered": "dropout",
+        "cql_sac": "cql_alpha"}  # fmt: skip
+_VALUES = {"alpha": ALPHAS, "dropout": DROPOUTS, "cql_alpha": ALPHAS}
 GRID = {
-    **{m: _Q_GRID for m in Q_LEARNERS},
-    "bc": _BC_GRID,
-    "bc_filtered": _BC_GRID,
-    "cql_sac": [{"learning_rate": lr, "cql_alpha": a} for lr in _LRS for a in (1.0, 5.0)],
+    m: [{"learning_rate": ROUND_ONE_LR[m], knob: v} for v in _VALUES[knob]]
+    for m, knob in KNOB.items()
 }
 TUNE_SEED = 100
 VAL_SEED = 20_000
@@ -103,6 +116,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="validation episodes per tuning run",
     )
     add("--no-tune", action="store_true", help="skip the search; use each grid's first entry")
+    add("--chosen-from", default=None,
+        help="skip the search; use each method's choice in this earlier results JSON")  # fmt: skip
+    add("--sweep-seeds", type=flags.positive_int, default=1,
+        help="training seeds per grid entry for the success-vs-knob plot (default 1: the "
+             "tuning run only; the choice always uses the first)")  # fmt: skip
     add("--config", default=None, help="TrainConfig JSON shared by all runs (default: none)")
     add("--quick", action="store_true", help="tiny smoke-test sizes")
 
@@ -165,24 +183,20 @@ def run_experiment(args: argparse.Namespace, methods: tuple[str, ...], out: Path
     base = TrainConfig.from_file(args.config) if args.config else TrainConfig()
     cache = Path(args.cache) if args.cache else out / "curves"
     runner = _Runner(dataset, out, cache, base, args)
+    earlier = _read_choices(args.chosen_from) if args.chosen_from else {}
     summaries, tuning = {}, {}
     for method in methods:
-        grid = GRID[method][:2] if args.quick else GRID[method]
-        if args.no_tune:
-            grid = grid[:1]
-        scores = [runner.tune(method, params) for params in grid]
-        best = max(range(len(grid)), key=lambda i: (scores[i], -i))
-        tuning[method] = {
-            "grid": grid,
-            "validation_success": scores,
-            "chosen": grid[best],
-            "why": "highest validation success of the final policy (ties: earlier entry)",
-        }
-        curves = [runner.test(method, grid[best], seed) for seed in range(args.seeds)]
-        summaries[method] = {
-            **summarize_method(curves, args.eval_episodes),
-            "chosen": grid[best],
-        }
+        if method in earlier:
+            chosen = earlier[method]
+            tuning[method] = {"chosen": chosen, "why": f"chosen in {args.chosen_from}"}
+        else:
+            tuning[method] = _tune(runner, method, args)
+            chosen = tuning[method]["chosen"]
+        curves = [runner.test(method, chosen, seed) for seed in range(args.seeds)]
+        summaries[method] = {**summarize_method(curves, args.eval_episodes), "chosen": chosen}
+    for method in methods:  # extra seeds for the plot only: after every test run
+        if method not in earlier and args.sweep_seeds > 1 and not args.no_tune:
+            tuning[method]["sweep"] = _sweep(runner, method, tuning[method]["grid"], args)
     command = "qtransformer " + " ".join(sys.argv[1:]) if "qtransformer" in sys.argv[0] else ""
     return {
         "task": args.task,
@@ -194,12 +208,55 @@ def run_experiment(args: argparse.Namespace, methods: tuple[str, ...], out: Path
         "tuning_train_seed": TUNE_SEED,
         "train_seeds": list(range(args.seeds)),
         "train_steps": args.steps,
+        "round": ROUND,
+        "model_size": {
+            "embed_dim": base.model.embed_dim,
+            "num_layers": base.model.num_layers,
+            "num_heads": base.model.num_heads,
+        },
+        "data_size": {
+            "episodes": args.episodes,
+            "demos": round(args.episodes * args.demo_fraction),
+        },
         "base_config": json.loads(base.to_json()),
         "tuning": tuning,
         "wall_time_s": round(time.time() - start, 1),
         "cpu_count": os.cpu_count(),
         "methods": summaries,
     }
+
+
+def _tune(runner: _Runner, method: str, args: argparse.Namespace) -> dict:
+    """Score every grid entry (training seed TUNE_SEED) and choose the best on validation."""
+    grid = GRID[method][:2] if args.quick else GRID[method]
+    if args.no_tune:
+        grid = grid[:1]
+    scores = [runner.tune(method, params) for params in grid]
+    best = max(range(len(grid)), key=lambda i: (scores[i], -i))
+    return {
+        "knob": KNOB[method],
+        "grid": grid,
+        "validation_success": scores,
+        "chosen": grid[best],
+        "why": "highest validation success of the final policy (ties: earlier entry)",
+    }
+
+
+def _sweep(runner: _Runner, method: str, grid: list[dict], args: argparse.Namespace) -> dict:
+    """Validation success of each grid entry for seeds TUNE_SEED.. (the first: the tuning run)."""
+    seeds = [TUNE_SEED + k for k in range(args.sweep_seeds)]
+    scores = [[runner.tune(method, params, seed) for seed in seeds] for params in grid]
+    return {"seeds": seeds, "validation_success": scores}
+
+
+def _read_choices(path: str) -> dict[str, dict]:
+    from qtransformer.cli import CliError
+
+    try:
+        tuning = json.loads(Path(path).read_text())["tuning"]
+        return {method: entry["chosen"] for method, entry in tuning.items()}
+    except (OSError, ValueError, KeyError, TypeError) as e:
+        raise CliError(f"--chosen-from {path}: not a results file of `experiment` ({e})") from e
 
 
 class _Runner:
@@ -374,6 +431,42 @@ def plot_results(results: dict, stem: Path) -> None:
     fig.tight_layout()
     stem.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(f"{stem}.png", dpi=100)
+    plt.close(fig)
+    plot_tuning(results.get("tuning", {}), Path(f"{stem}_tuning.png"))
+
+
+def plot_tuning(tuning: dict, path: Path) -> None:
+    """Validation success against each method's tuned knob: seed mean, seeds as dots."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    by_knob: dict[str, list[str]] = {}
+    for method, entry in tuning.items():
+        if len(entry.get("grid", ())) > 1:
+            by_knob.setdefault(entry["knob"], []).append(method)
+    if not by_knob:
+        return
+    fig, axes = plt.subplots(1, len(by_knob), figsize=(6 * len(by_knob), 4.2), squeeze=False)
+    for ax, (knob, methods) in zip(axes[0], sorted(by_knob.items()), strict=True):
+        for method in methods:
+            entry = tuning[method]
+            x = [params[knob] for params in entry["grid"]]
+            seeds = entry.get("sweep", {}).get("validation_success")
+            seeds = seeds or [[v] for v in entry["validation_success"]]
+            line = ax.plot(x, [np.mean(v) for v in seeds], marker="o", label=method)[0]
+            for xi, values in zip(x, seeds, strict=True):
+                ax.scatter([xi] * len(values), values, color=line.get_color(), s=10, alpha=0.5)
+        if knob != "dropout":
+            ax.set_xscale("log")
+        n = max(len(tuning[m].get("sweep", {}).get("seeds", [0])) for m in methods)
+        title = f"success vs {knob} ({n} training seed{'s' * (n > 1)}: mean, seeds as dots)"
+        ax.set(xlabel=knob, ylabel="validation success", ylim=(0, 1), title=title)
+        ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
     plt.close(fig)
 
 

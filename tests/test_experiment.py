@@ -2,9 +2,11 @@
 
 import json
 
+import numpy as np
 import pytest
 
 from qtransformer import cli
+from qtransformer.eval import experiment
 from qtransformer.eval.experiment import summarize_method
 from qtransformer.eval.metrics import t_interval, wilson_interval
 
@@ -73,6 +75,38 @@ def test_experiment_quick_writes_results_and_plot(tmp_path):
     # A second call reuses every cached run (no training) and gives the same numbers.
     assert cli.main([*args, "--out", str(tmp_path / "exp"), "--results", str(results)]) == 0
     assert json.loads(results.read_text())["methods"] == data["methods"]
+    assert data["round"] == 2 and data["data_size"] == {"episodes": 12, "demos": 1}
+    assert data["model_size"]["embed_dim"] == 64
+
+
+def test_sweep_seeds_and_chosen_from(tmp_path):
+    out, first, second = tmp_path / "exp", tmp_path / "a.json", tmp_path / "b.json"
+    args = ["experiment", "--quick", "--methods", "bc", "--seeds", "1", "--out", str(out)]
+    assert cli.main([*args, "--results", str(first), "--sweep-seeds", "2"]) == 0
+    tuning = json.loads(first.read_text())["tuning"]["bc"]
+    sweep = tuning["sweep"]
+    assert sweep["seeds"] == [experiment.TUNE_SEED, experiment.TUNE_SEED + 1]
+    # one row per grid entry; its first seed is the tuning run itself
+    assert [row[0] for row in sweep["validation_success"]] == tuning["validation_success"]
+    assert (tmp_path / "a_tuning.png").stat().st_size > 0
+    # --chosen-from: no tuning, the earlier choice is tested (a cached run, so no training)
+    assert cli.main([*args, "--results", str(second), "--chosen-from", str(first)]) == 0
+    again = json.loads(second.read_text())
+    assert again["tuning"]["bc"]["chosen"] == tuning["chosen"]
+    assert "grid" not in again["tuning"]["bc"]
+    assert cli.main([*args, "--results", str(second), "--chosen-from", str(out)]) == 2
+
+
+def test_round_two_grid_brackets_each_default_with_the_same_budget():
+    sizes = {len(grid) for grid in experiment.GRID.values()}
+    assert sizes == {7}  # the same budget for every method
+    for method in experiment.Q_LEARNERS:
+        alphas = [params["alpha"] for params in experiment.GRID[method]]
+        assert alphas[0] == 0.01 and alphas[-1] == 10.0 and 1.0 in alphas
+        ratios = np.diff(np.log10(alphas))
+        assert np.allclose(ratios, 0.5, atol=0.03)  # half-decades (0.03 for 10**-1.5)
+    dropouts = [params["dropout"] for params in experiment.GRID["bc"]]
+    assert min(dropouts) == 0.0 and 0.2 in dropouts and max(dropouts) >= 0.4
 
 
 def test_experiment_rejects_unknown_method(tmp_path):
