@@ -33,7 +33,7 @@ from pathlib import Path
 
 import numpy as np
 
-from qtransformer import flags, output_lock
+from qtransformer.commands import flags, output_lock
 from qtransformer.datasets.episode import Episode
 from qtransformer.datasets.replay import TAILS, run_actions
 

@@ -23,7 +23,7 @@ the RLDS default, and the summary says it was a default, not a detection.
 0 discount on the is_last step; robomimic `dones`; npz `terminals`; without flags: last
 reward > 0); `success` makes exactly the successful episodes terminal and every other one a
 time-out; `timeout` makes every episode a time-out (values bootstrap from o_T). Terminal
-transitions get discount 0 in training; time-outs keep gamma^k (see qtransformer/data.py).
+transitions get discount 0 in training; time-outs keep gamma^k (see qtransformer/training/data.py).
 This module is numpy only.
 """
 

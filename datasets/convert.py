@@ -52,8 +52,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from qtransformer import output_lock
-from qtransformer.flags import check_disjoint
+from qtransformer.commands import output_lock
+from qtransformer.commands.flags import check_disjoint
 
 FORMATS = ("npz", "hdf5", "rlds")
 

@@ -17,7 +17,7 @@ observation/image uint8[H,W,3], action float32[D], reward, discount float32, is_
 is_last, is_terminal bool, language_instruction string) and `episode_metadata`
 (task string, success bool, source string). Writing goes to a hidden sibling directory that
 is renamed onto DIR only once complete, so an interrupted write leaves nothing at DIR. One
-writer at a time: `.DIR.lock` beside DIR (`lock_output`, qtransformer/output_lock.py).
+writer at a time: `.DIR.lock` beside DIR (`lock_output`, qtransformer/commands/output_lock.py).
 """
 
 from __future__ import annotations
@@ -33,7 +33,7 @@ import numpy as np
 import tensorflow as tf
 import tensorflow_datasets as tfds
 
-from qtransformer import output_lock
+from qtransformer.commands import output_lock
 from qtransformer.datasets.conventions import RewardStats
 from qtransformer.datasets.episode import Episode
 

@@ -53,7 +53,7 @@ def aliasing_report(dataset, radius: float = 0.002, action_bins: int = 17) -> di
     the last (gripper) dimension at its low bound (open)."""
     from qtransformer.datasets.rlds_io import read_meta
     from qtransformer.eval.diagnose import load_steps
-    from qtransformer.tokenizer import ActionTokenizer
+    from qtransformer.model.tokenizer import ActionTokenizer
 
     meta = read_meta(dataset)
     tokenizer = ActionTokenizer(meta.action_low, meta.action_high, action_bins)
@@ -96,7 +96,7 @@ def format_report(report: dict) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from qtransformer import quiet
+    from qtransformer.commands import quiet
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--dataset", required=True, help="RLDS dataset directory")

@@ -29,7 +29,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from qtransformer import flags, quiet
+from qtransformer.commands import flags, quiet
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -51,7 +51,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from qtransformer.cli import CliError
+    from qtransformer.commands.cli import CliError
 
     if args.steps < 1:
         raise CliError(f"--steps must be >= 1, got {args.steps}")
@@ -71,10 +71,10 @@ def run(args: argparse.Namespace) -> int:
 
 
 def run_benchmarks(steps: int, quick: bool = False) -> dict:
-    from qtransformer import benchmarks
-    from qtransformer.config import TrainConfig
     from qtransformer.sim_envs import TASKS
     from qtransformer.sim_envs.bench import sim_speed
+    from qtransformer.tools import benchmarks
+    from qtransformer.training.config import TrainConfig
 
     start = time.time()
     default = TrainConfig()
@@ -115,8 +115,8 @@ def run_benchmarks(steps: int, quick: bool = False) -> dict:
 
 def model_sizes(quick: bool) -> tuple[dict, dict]:
     """({name: TrainConfig}, {name: action dims}) of the measured sizes."""
-    from qtransformer import benchmarks
-    from qtransformer.config import TrainConfig
+    from qtransformer.tools import benchmarks
+    from qtransformer.training.config import TrainConfig
 
     dims = {"default": 4, "paper": benchmarks.PAPER_ACTION_DIMS}
     if quick:
@@ -126,7 +126,7 @@ def model_sizes(quick: bool) -> tuple[dict, dict]:
 
 def decode_benchmarks(quick: bool = False, rounds: int = 5) -> dict:
     """Only the greedy decoder variants (`benchmarks.decode_speed`) at each size."""
-    from qtransformer import benchmarks
+    from qtransformer.tools import benchmarks
 
     start = time.time()
     configs, dims = model_sizes(quick)
@@ -170,8 +170,8 @@ def machine() -> dict:
 
 def pipeline_speed(config, episodes: int, batches: int) -> dict:
     """Collect a pick_place dataset in a temporary folder and time the tf.data pipeline."""
-    from qtransformer.data import measure_throughput
     from qtransformer.datasets.collect import collect_dataset
+    from qtransformer.training.data import measure_throughput
 
     with tempfile.TemporaryDirectory() as tmp:
         path = collect_dataset(Path(tmp) / "ds", episodes=episodes, seed=0, progress=False)

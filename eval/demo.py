@@ -25,7 +25,7 @@ import dataclasses
 import time
 from pathlib import Path
 
-from qtransformer import flags
+from qtransformer.commands import flags
 
 TASK = "pick_place"
 
@@ -100,10 +100,10 @@ def _dataset_ready(path: Path) -> bool:
 
 
 def run(args: argparse.Namespace) -> int:
-    from qtransformer.config import TrainConfig
     from qtransformer.datasets.collect import collect_dataset
     from qtransformer.eval import metrics, plots, rollout
-    from qtransformer.train import train
+    from qtransformer.training.config import TrainConfig
+    from qtransformer.training.train import train
 
     obs = getattr(args, "obs", "privileged")
     plan = QUICK if args.quick else PIXELS if obs == "pixels" else FULL

@@ -5,7 +5,7 @@
 
 Rebuilds the agent from WORKDIR/config.json and the training dataset's specs, restores the
 latest checkpoint in WORKDIR/train/checkpoints, and on the last --episodes episodes of
---dataset computes (formulas in `qtransformer.diagnostics`):
+--dataset computes (formulas in `qtransformer.tools.diagnostics`):
 
 - Q of the data's actions (each dimension's position, and the last one, which scores the
   whole action) against the Monte-Carlo return G_t: bias, mean abs error, Spearman rank
@@ -34,13 +34,13 @@ import argparse
 import math
 from pathlib import Path
 
-from qtransformer import quiet
+from qtransformer.commands import quiet
 
 _DISTRIBUTIONAL = ("hl_gauss", "two_hot", "c51")  # losses with a value distribution
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    from qtransformer import flags
+    from qtransformer.commands import flags
 
     add = parser.add_argument
     add("--workdir", required=True, help="a `qtransformer train` workdir")
@@ -58,7 +58,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from qtransformer import flags
+    from qtransformer.commands import flags
     from qtransformer.eval.metrics import write_report
 
     flags.check_disjoint(
@@ -80,7 +80,7 @@ def run(args: argparse.Namespace) -> int:
 def diagnose(workdir, dataset, *, episodes=50, train_dataset=None, k=10, batch_size=256) -> dict:
     """Restore the run in `workdir`, compute the report on `dataset`'s last `episodes`
     episodes (0 = all), write it as TensorBoard scalars to WORKDIR/diagnostics; return it."""
-    from qtransformer.config import TrainConfig
+    from qtransformer.training.config import TrainConfig
 
     workdir = Path(workdir)
     config_path = workdir / "config.json"
@@ -111,9 +111,9 @@ class HeldOutProbe:
     """
 
     def __init__(self, dataset, config, *, episodes=50, train_dataset=None, k=10):
-        from qtransformer import diagnostics
         from qtransformer.datasets import read_meta
-        from qtransformer.tokenizer import ActionTokenizer
+        from qtransformer.model.tokenizer import ActionTokenizer
+        from qtransformer.tools import diagnostics
 
         _check_loss(config)
         meta = read_meta(dataset)
@@ -144,12 +144,12 @@ class HeldOutProbe:
                      "diagnosed_episodes": [total - count, total]}  # fmt: skip
 
     def report(self, agent, step: int, batch_size: int = 256, config=None) -> dict:
-        """The diagnostics report (qtransformer.diagnostics.build_report) of `agent`.
+        """The diagnostics report (qtransformer.tools.diagnostics.build_report) of `agent`.
 
         config: the agent's TrainConfig when it differs from the probe's (train() passes the
         one with the value range resolved from the data); default: the probe's.
         """
-        from qtransformer import diagnostics
+        from qtransformer.tools import diagnostics
 
         config, held = config or self.config, self.held
         arrays = network_outputs(agent, config, held, batch_size)
@@ -168,7 +168,7 @@ class HeldOutProbe:
         """Every number of `report` as a TensorBoard scalar diagnostics/... at `step`."""
         import tensorflow as tf
 
-        from qtransformer import diagnostics
+        from qtransformer.tools import diagnostics
 
         writer = tf.summary.create_file_writer(str(logdir))
         with writer.as_default():
@@ -197,9 +197,9 @@ def restore_agent(workdir: Path, meta, config):
     """
     import tensorflow as tf
 
-    from qtransformer.agent import QTransformerAgent
-    from qtransformer.network import word_vocabulary
-    from qtransformer.workdir import policy_specs
+    from qtransformer.model.agent import QTransformerAgent
+    from qtransformer.model.network import word_vocabulary
+    from qtransformer.training.export import policy_specs
 
     quiet.hide_xla_banner()  # the policy's greedy decoder is XLA-compiled
     ckpt_dir = workdir / "train" / "checkpoints"
@@ -235,13 +235,13 @@ def load_steps(
     (return-to-go with `gamma`), success [N] (episode_metadata/success), first [N]; with
     `observations` also instruction (bytes) [N] and image [N, H, W, 3] if the data has one.
     With `history` W > 1 the network's inputs are the training pipeline's windows
-    (qtransformer/history.py): state_window [N, W, S] and image [N, W, H, W, 3]; state stays
+    (qtransformer/model/history.py): state_window [N, W, S] and image [N, W, H, W, 3]; state stays
     the current step's (the nearest-neighbour search reads it).
     """
     import numpy as np
 
-    from qtransformer.data import episode_transitions
     from qtransformer.datasets.rlds_io import load_dataset
+    from qtransformer.training.data import episode_transitions
 
     episodes, _ = load_dataset(dataset_dir)
     parts = []
@@ -280,7 +280,8 @@ def network_outputs(agent, config, steps: dict, batch_size: int) -> dict:
     import numpy as np
     import tensorflow as tf
 
-    from qtransformer import diagnostics, targets
+    from qtransformer.model import targets
+    from qtransformer.tools import diagnostics
 
     has_q = config.loss != "bc"
     distributional = config.loss in _DISTRIBUTIONAL

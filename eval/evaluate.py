@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import argparse
 
-from qtransformer import flags
+from qtransformer.commands import flags
 from qtransformer.eval import external_eval
 
 

@@ -46,12 +46,12 @@ import sys
 import time
 from pathlib import Path
 
-from qtransformer import flags, output_lock
+from qtransformer.commands import flags, output_lock
 from qtransformer.eval.metrics import write_report
 
 METHODS = ("hl_gauss", "mse", "two_hot", "bc", "bc_filtered", "cql_sac")
 Q_LEARNERS = ("hl_gauss", "mse", "two_hot", "c51", "mse_linear")
-# TrainConfig overrides that make each method (cql_sac trains with qtransformer.cql_sac).
+# TrainConfig overrides that make each method (cql_sac trains with qtransformer.baselines.cql_sac).
 METHOD_CONFIG = {
     **{m: {"loss": m} for m in Q_LEARNERS},
     "bc": {"loss": "bc"},
@@ -126,7 +126,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from qtransformer.cli import CliError
+    from qtransformer.commands.cli import CliError
 
     methods = tuple(m.strip() for m in args.methods.split(",") if m.strip())
     bad = [m for m in methods if m not in METHODS]
@@ -157,9 +157,9 @@ _RECORDED = ("expert_version", "replay_tail")
 
 
 def run_experiment(args: argparse.Namespace, methods: tuple[str, ...], out: Path) -> dict:
-    from qtransformer.config import TrainConfig
     from qtransformer.datasets.collect import collect_dataset
     from qtransformer.datasets.rlds_io import read_meta
+    from qtransformer.training.config import TrainConfig
 
     start = time.time()
     dataset = out / "dataset"
@@ -250,7 +250,7 @@ def _sweep(runner: _Runner, method: str, grid: list[dict], args: argparse.Namesp
 
 
 def _read_choices(path: str) -> dict[str, dict]:
-    from qtransformer.cli import CliError
+    from qtransformer.commands.cli import CliError
 
     try:
         tuning = json.loads(Path(path).read_text())["tuning"]
@@ -268,7 +268,7 @@ class _Runner:
     @classmethod
     def for_ablation(cls, dataset: Path, out: Path, cache: Path, val_episodes: int) -> _Runner:
         """The tuning runner of the ablation scripts: pick_place, TrainConfig(), 8000 steps."""
-        from qtransformer.config import TrainConfig
+        from qtransformer.training.config import TrainConfig
 
         cache.mkdir(parents=True, exist_ok=True)
         args = argparse.Namespace(
@@ -299,14 +299,14 @@ class _Runner:
         every = max(1, self.args.steps // evals)
         t0 = time.time()
         if method == "cql_sac":
-            from qtransformer.cql_sac import train_cql_sac
+            from qtransformer.baselines.cql_sac import train_cql_sac
 
             train_cql_sac(
                 self.dataset, run_dir, steps=self.args.steps, seed=seed, checkpoint_every=every,
                 progress=not self.args.quick, **params,
             )  # fmt: skip
         else:
-            from qtransformer.train import train
+            from qtransformer.training.train import train
 
             config = self.base.replace(
                 **METHOD_CONFIG[method], **params, seed=seed, steps=self.args.steps,

@@ -34,7 +34,7 @@ import dm_env
 import numpy as np
 from dm_env import specs
 
-from qtransformer import flags
+from qtransformer.commands import flags
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

@@ -60,8 +60,8 @@ def render_scenes(count: int, seed: int, size: int) -> dict:
 def probe(train: dict, test: dict, steps: int, batch: int, seed: int, embed_dim: int) -> dict:
     import tensorflow as tf
 
-    from qtransformer.image_encoder import FiLMConvEncoder
-    from qtransformer.network import InstructionEncoder, word_vocabulary
+    from qtransformer.model.image_encoder import FiLMConvEncoder
+    from qtransformer.model.network import InstructionEncoder, word_vocabulary
 
     tf.random.set_seed(seed)
     words = InstructionEncoder(word_vocabulary(list(train["instruction"])), embed_dim)
@@ -122,7 +122,7 @@ def main(argv=None) -> int:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", type=Path, default=None, help="write the results as JSON")
     args = parser.parse_args(argv)
-    from qtransformer import quiet
+    from qtransformer.commands import quiet
 
     quiet.silence_libraries()
     start = time.perf_counter()

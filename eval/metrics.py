@@ -16,7 +16,7 @@ import math
 from collections.abc import Sequence
 from pathlib import Path
 
-from qtransformer import output_lock
+from qtransformer.commands import output_lock
 
 
 def wilson_interval(successes: int, n: int, z: float = 1.96) -> tuple[float, float]:

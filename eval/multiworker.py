@@ -71,7 +71,7 @@ def _wait(procs, timeout_s: float, logs: Path) -> None:
 
 def compare(dataset: Path, config, out_dir: Path, timeout_s: float = 600) -> dict:
     """Run one / two / one_seed2 (see module doc); config is a TrainConfig."""
-    from qtransformer.cluster import launch_local_workers
+    from qtransformer.training.cluster import launch_local_workers
 
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -127,7 +127,7 @@ def loss_match(runs: dict) -> dict:
 
 def bench_config(quick: bool = False):
     """A small model: the point is the overhead of the second worker, not model speed."""
-    from qtransformer.config import TrainConfig
+    from qtransformer.training.config import TrainConfig
 
     steps = 40 if quick else 300
     return TrainConfig(steps=steps, summary_every=10, checkpoint_every=steps, seed=0).replace(

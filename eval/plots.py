@@ -14,7 +14,7 @@ import re
 from collections import defaultdict
 from pathlib import Path
 
-from qtransformer import flags
+from qtransformer.commands import flags
 
 # Panels shown first (and kept when there are too many tags), in this order.
 KEY_TAGS = ("loss", "q", "success", "return")

@@ -28,7 +28,7 @@ from pathlib import Path
 
 import numpy as np
 
-from qtransformer import quiet
+from qtransformer.commands import quiet
 from qtransformer.eval import lockstep, metrics
 from qtransformer.eval.stalls import StallTracker
 
@@ -137,7 +137,7 @@ def tf_policy_actor(policy, instructions: Callable[[list], list[str]]):
 
     Batches the dm_env time steps of B envs into one tf_agents TimeStep (state, image when
     the time steps have one, and `instructions(envs)`) and returns the policy's actions.
-    A policy with a state (observation history, qtransformer/policy.py) gets its state back
+    A policy with a state (observation history, qtransformer/model/policy.py) gets its state back
     on the next call, row b for env slot b; a slot that starts a new episode passes a FIRST
     time step, which resets that row. The state starts from `get_initial_state(B)` and again
     whenever B changes.

@@ -1,5 +1,5 @@
 import sys
 
-from qtransformer.cli import main
+from qtransformer.commands.cli import main
 
 sys.exit(main())

@@ -15,7 +15,7 @@ import json
 
 import tensorflow as tf
 
-from qtransformer import benchmarks
+from qtransformer.tools import benchmarks
 
 
 def step_flops(embed_dim: int, layers: int, rank: int, bins: int, value_bins: int, dims: int):

@@ -14,10 +14,10 @@ import numpy as np
 import tensorflow as tf
 from tf_agents.trajectories import time_step as ts
 
-from qtransformer import benchmarks
-from qtransformer.agent import QTransformerAgent
-from qtransformer.config import TrainConfig
-from qtransformer.network import word_vocabulary
+from qtransformer.model.agent import QTransformerAgent
+from qtransformer.model.network import word_vocabulary
+from qtransformer.tools import benchmarks
+from qtransformer.training.config import TrainConfig
 
 
 def main() -> None:

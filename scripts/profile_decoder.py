@@ -19,8 +19,8 @@ import argparse
 import tensorflow as tf
 from tf_agents.trajectories import time_step as ts
 
-from qtransformer import benchmarks
-from qtransformer.config import TrainConfig
+from qtransformer.tools import benchmarks
+from qtransformer.training.config import TrainConfig
 
 
 def parts(size: str) -> dict:

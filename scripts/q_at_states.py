@@ -55,11 +55,11 @@ def states(scenes: int = SCENES, seed: int = 1000):
 def q_of(workdir: Path, probes: dict) -> dict:
     import tensorflow as tf
 
-    from qtransformer import targets
-    from qtransformer.config import TrainConfig
     from qtransformer.datasets import read_meta
     from qtransformer.eval.diagnose import _recorded_spec, restore_agent
-    from qtransformer.tokenizer import ActionTokenizer
+    from qtransformer.model import targets
+    from qtransformer.model.tokenizer import ActionTokenizer
+    from qtransformer.training.config import TrainConfig
 
     config = TrainConfig.from_file(workdir / "config.json")
     meta = read_meta(_recorded_spec(workdir)["dataset"])
@@ -83,7 +83,7 @@ def q_of(workdir: Path, probes: dict) -> dict:
 
 
 def main(argv=None) -> int:
-    from qtransformer import quiet
+    from qtransformer.commands import quiet
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("workdirs", nargs="+", type=Path)

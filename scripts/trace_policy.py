@@ -17,7 +17,7 @@ import numpy as np
 
 
 def main(argv=None) -> int:
-    from qtransformer import quiet
+    from qtransformer.commands import quiet
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--policy", required=True)

@@ -5,9 +5,10 @@ import pytest
 import tensorflow as tf
 from tf_agents.networks import network
 
-from qtransformer import benchmarks, losses, targets
-from qtransformer.agent import QTransformerAgent
-from qtransformer.config import TrainConfig
+from qtransformer.model import losses, targets
+from qtransformer.model.agent import QTransformerAgent
+from qtransformer.tools import benchmarks
+from qtransformer.training.config import TrainConfig
 
 # Toy: D=2 action dims with A=3 bins, two states s in {0, 1} (state[0] holds s).
 # T0[s, a0] = Q(s, a0);  T1[s, a0, a1] = Q(s, a0, a1).

@@ -11,7 +11,7 @@ import os
 import numpy as np
 import pytest
 
-from qtransformer import cli, flags
+from qtransformer.commands import cli, flags
 
 FLAG_CASES = [
     # (command line, word the one-line message must contain)
@@ -94,7 +94,7 @@ def _subparsers():
 @pytest.mark.parametrize("name", sorted(cli.COMMANDS))
 def test_every_numeric_flag_is_range_checked_and_every_flag_has_help(name):
     sub = _subparsers()[name]
-    assert flags.unchecked_numeric_flags(sub) == [], "use a qtransformer.flags type"
+    assert flags.unchecked_numeric_flags(sub) == [], "use a qtransformer.commands.flags type"
     for action in sub._actions:
         if not action.option_strings or action.help == argparse.SUPPRESS:
             continue

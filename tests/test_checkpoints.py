@@ -7,8 +7,8 @@ import pytest
 import tensorflow as tf
 from test_train import TINY, toy_dataset
 
-from qtransformer.checkpoints import checkpoint_paths, fall_back_to_readable, read_problem
-from qtransformer.train import train
+from qtransformer.training.checkpoints import checkpoint_paths, fall_back_to_readable, read_problem
+from qtransformer.training.train import train
 
 
 @pytest.fixture(scope="module")

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from qtransformer import cli
-from qtransformer.config import TrainConfig
+from qtransformer.commands import cli
+from qtransformer.training.config import TrainConfig
 
 
 def run_cli(*args, cwd=None):
@@ -37,7 +37,7 @@ def test_subcommand_help(name):
 
 def test_help_does_not_import_tensorflow(tmp_path):
     code = (
-        "import sys\nfrom qtransformer import cli\ncli.build_parser()\n"
+        "import sys\nfrom qtransformer.commands import cli\ncli.build_parser()\n"
         "heavy = [m for m in ('tensorflow', 'mujoco', 'dm_control', 'tf_agents', 'rlds') "
         "if m in sys.modules]\nprint(','.join(heavy))"
     )

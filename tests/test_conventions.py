@@ -1,5 +1,5 @@
 """Dataset conventions end to end: a small dataset written each way -> convert -> the n-step
-targets and Monte-Carlo returns that qtransformer/data.py computes, against loops here."""
+targets and Monte-Carlo returns that qtransformer/training/data.py computes, against loops here."""
 
 from __future__ import annotations
 
@@ -8,11 +8,11 @@ import numpy as np
 import pytest
 import tensorflow_datasets as tfds
 
-from qtransformer.cli import main
-from qtransformer.data import transitions_from_episodes
+from qtransformer.commands.cli import main
 from qtransformer.datasets import conventions, read_meta
 from qtransformer.datasets.convert import convert
 from qtransformer.datasets.rlds_io import load_dataset
+from qtransformer.training.data import transitions_from_episodes
 
 N, G = 3, 0.9
 

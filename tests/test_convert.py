@@ -6,7 +6,7 @@ import h5py
 import numpy as np
 import pytest
 
-from qtransformer.cli import main
+from qtransformer.commands.cli import main
 from qtransformer.datasets import Episode, read_episodes, read_meta, write_dataset
 from qtransformer.datasets.convert import convert
 

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from qtransformer.cql_sac import to_transition, train_cql_sac
+from qtransformer.baselines.cql_sac import to_transition, train_cql_sac
 from qtransformer.datasets.collect import collect_dataset
 
 STEPS = dict(seed=0, checkpoint_every=3, batch_size=16, progress=False)

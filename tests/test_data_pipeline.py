@@ -1,13 +1,13 @@
-"""qtransformer.data: n-step targets against hand-computed values (n=3, gamma=0.9)."""
+"""qtransformer.training.data: n-step targets against hand-computed values (n=3, gamma=0.9)."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from qtransformer.config import DataConfig
-from qtransformer.data import make_transition_dataset, measure_throughput
 from qtransformer.datasets import Episode, write_dataset
+from qtransformer.training.config import DataConfig
+from qtransformer.training.data import make_transition_dataset, measure_throughput
 
 CFG = DataConfig(action_bins=3, n_step=3, gamma=0.9, batch_size=4, shuffle_buffer=100)
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from qtransformer.cli import main
+from qtransformer.commands.cli import main
 from qtransformer.datasets import load_dataset, read_episodes
 from qtransformer.datasets.collect import collect_dataset, episode_plan, record_episode
 from qtransformer.datasets.replay import episode_seed, record_demo, replay_actions

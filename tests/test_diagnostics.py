@@ -8,7 +8,7 @@ import pytest
 from scipy import stats
 from test_train import TINY, toy_dataset
 
-from qtransformer import diagnostics as dg
+from qtransformer.tools import diagnostics as dg
 
 
 def test_rankdata_averages_ties():
@@ -122,7 +122,7 @@ def toy(tmp_path_factory):
 
 
 def _trained(toy, work, loss):
-    from qtransformer.train import train
+    from qtransformer.training.train import train
 
     train(toy, work, TINY.replace(steps=10, loss=loss), progress=False)
     return work
@@ -131,7 +131,7 @@ def _trained(toy, work, loss):
 def test_diagnose_cli_on_a_tiny_run(toy, tmp_path, capsys):
     import tensorflow as tf
 
-    from qtransformer.cli import main
+    from qtransformer.commands.cli import main
 
     work = _trained(toy, tmp_path / "run", "hl_gauss")
     out = tmp_path / "report.json"
@@ -169,12 +169,12 @@ def test_diagnose_cli_on_a_tiny_run(toy, tmp_path, capsys):
 
 @pytest.mark.parametrize("loss", ["hl_gauss", "bc"])
 def test_network_outputs_of_an_untrained_agent(toy, loss):
-    from qtransformer.agent import QTransformerAgent
     from qtransformer.datasets import read_meta
     from qtransformer.eval.diagnose import load_steps, network_outputs
-    from qtransformer.network import word_vocabulary
-    from qtransformer.tokenizer import ActionTokenizer
-    from qtransformer.workdir import policy_specs
+    from qtransformer.model.agent import QTransformerAgent
+    from qtransformer.model.network import word_vocabulary
+    from qtransformer.model.tokenizer import ActionTokenizer
+    from qtransformer.training.export import policy_specs
 
     config, meta = TINY.replace(loss=loss), read_meta(toy)
     agent = QTransformerAgent(*policy_specs(meta), config, word_vocabulary(meta.instructions))
@@ -196,7 +196,7 @@ def test_network_outputs_of_an_untrained_agent(toy, loss):
 
 
 def test_diagnose_errors_are_one_line(toy, tmp_path, capsys):
-    from qtransformer.cli import main
+    from qtransformer.commands.cli import main
 
     (tmp_path / "empty").mkdir()
     assert main(["diagnose", "--workdir", str(tmp_path / "empty"), "--dataset", str(toy)]) == 2
@@ -216,7 +216,7 @@ def test_train_writes_diagnostics_to_tensorboard_during_training(toy, tmp_path):
     the live agent; the last one equals `diagnose` on the final checkpoint."""
     import tensorflow as tf
 
-    from qtransformer.cli import main
+    from qtransformer.commands.cli import main
 
     work = tmp_path / "run"
     argv = ["train", "--dataset", str(toy), "--workdir", str(work), "--steps", "6",

@@ -46,8 +46,9 @@ def test_eval_of_an_xla_policy_hides_the_absl_banner_unless_verbose(tmp_path):
     lines that TF_CPP_MIN_LOG_LEVEL cannot hide: quiet.hide_xla_banner swallows them."""
     from tf_agents.policies import policy_saver
 
-    from qtransformer import benchmarks, sim_envs
-    from qtransformer.config import TrainConfig
+    from qtransformer import sim_envs
+    from qtransformer.tools import benchmarks
+    from qtransformer.training.config import TrainConfig
 
     config = TrainConfig().replace(embed_dim=16, num_layers=1, num_heads=2, action_bins=9)
     agent = benchmarks.make_agent(config)  # state [16]: the privileged observation's size

@@ -2,7 +2,7 @@
 
 import json
 
-from qtransformer.cli import main
+from qtransformer.commands.cli import main
 from qtransformer.eval import metrics
 
 

@@ -10,7 +10,7 @@ import gymnasium
 import numpy as np
 import pytest
 
-from qtransformer.cli import main
+from qtransformer.commands.cli import main
 from qtransformer.eval.external_eval import evaluate_external
 from qtransformer.eval.metrics import wilson_interval
 
@@ -139,9 +139,9 @@ def test_errors_are_one_line_with_exit_code_2(tmp_path, capsys):
 
 
 def test_exported_policy_on_gymnasium_cli(tmp_path):
-    from qtransformer.config import TrainConfig
     from qtransformer.datasets import Episode, write_dataset
-    from qtransformer.train import train
+    from qtransformer.training.config import TrainConfig
+    from qtransformer.training.train import train
 
     rng = np.random.default_rng(0)
     episodes = [

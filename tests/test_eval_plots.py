@@ -7,7 +7,7 @@ import pytest
 import tensorflow as tf
 from PIL import Image
 
-from qtransformer.cli import main
+from qtransformer.commands.cli import main
 from qtransformer.eval import metrics, plots
 
 

@@ -5,7 +5,7 @@ import json
 import numpy as np
 import pytest
 
-from qtransformer import cli
+from qtransformer.commands import cli
 from qtransformer.eval import experiment
 from qtransformer.eval.experiment import summarize_method
 from qtransformer.eval.metrics import t_interval, wilson_interval

@@ -14,9 +14,10 @@ import tensorflow as tf
 from tf_agents.policies import policy_saver
 from tf_agents.trajectories import time_step as ts
 
-from qtransformer import benchmarks, losses
-from qtransformer.config import TrainConfig
-from qtransformer.policy import QTransformerPolicy
+from qtransformer.model import losses
+from qtransformer.model.policy import QTransformerPolicy
+from qtransformer.tools import benchmarks
+from qtransformer.training.config import TrainConfig
 
 BINS = 9
 

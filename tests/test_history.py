@@ -13,11 +13,11 @@ from tf_agents.policies import policy_saver
 from tf_agents.specs import tensor_spec
 from tf_agents.trajectories import time_step as ts
 
-from qtransformer import history
-from qtransformer.agent import QTransformerAgent
-from qtransformer.config import DataConfig, TrainConfig
-from qtransformer.data import make_transition_dataset
 from qtransformer.datasets import Episode, write_dataset
+from qtransformer.model import history
+from qtransformer.model.agent import QTransformerAgent
+from qtransformer.training.config import DataConfig, TrainConfig
+from qtransformer.training.data import make_transition_dataset
 
 SMALL = TrainConfig(xla_decoder=False).replace(
     embed_dim=16, num_layers=1, num_heads=2, action_bins=5, value_bins=11, head_rank=4
@@ -175,7 +175,7 @@ def test_policy_state_is_the_window_and_restarts_per_row_at_first():
 def sim_policy(tmp_path_factory):
     """An untrained W = 3 policy on pick_place's observation (XLA decoder) and its export."""
     from qtransformer import sim_envs
-    from qtransformer.network import word_vocabulary
+    from qtransformer.model.network import word_vocabulary
 
     env = sim_envs.make("pick_place", seed=0)
     spec = _obs_spec(state=env.observation_spec()["state"].shape[0])
@@ -248,7 +248,7 @@ def test_batched_actor_keeps_each_slots_window_like_batch_1(sim_policy):
 @pytest.fixture(scope="module")
 def history_run(tmp_path_factory):
     """`qtransformer train --history 2` on a tiny dataset of TinyReach's shape (S=2, D=1)."""
-    from qtransformer.cli import main
+    from qtransformer.commands.cli import main
 
     root = tmp_path_factory.mktemp("run")
     rng = np.random.default_rng(0)
@@ -274,7 +274,7 @@ def history_run(tmp_path_factory):
 
 
 def test_train_history_2_records_it_and_refuses_another_window(history_run):
-    from qtransformer.cli import main
+    from qtransformer.commands.cli import main
 
     data, work, argv = history_run
     assert json.loads((work / "config.json").read_text())["data"]["history"] == 2
@@ -285,7 +285,7 @@ def test_train_history_2_records_it_and_refuses_another_window(history_run):
 
 
 def test_eval_env_and_diagnose_on_a_history_run(history_run, tmp_path, capsys):
-    from qtransformer.cli import main
+    from qtransformer.commands.cli import main
 
     data, work, _ = history_run
     report_path = tmp_path / "r.json"
@@ -307,8 +307,8 @@ def test_two_workers_train_with_history(tmp_path):
     from test_multi_worker import ENV, _finish, _result, _train_argv
     from test_train import TINY, toy_dataset
 
-    from qtransformer.cluster import launch_local_workers
-    from qtransformer.data import distributed_transition_dataset
+    from qtransformer.training.cluster import launch_local_workers
+    from qtransformer.training.data import distributed_transition_dataset
 
     data = toy_dataset(tmp_path / "data", episodes=4, action_dim=1)
     config = TINY.replace(history=2, checkpoint_every=2)

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from qtransformer import losses
+from qtransformer.model import losses
 
 
 def hl_gauss_reference(y, v_min, v_max, m, sigma):

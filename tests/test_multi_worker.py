@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 from test_train import TINY, toy_dataset
 
-from qtransformer.cluster import (
+from qtransformer.training.cluster import (
     free_ports,
     launch_local_workers,
     local_tf_configs,
@@ -151,7 +151,7 @@ def test_malformed_tf_config_is_one_line_naming_it():
 
 
 def test_heartbeat_timeout_from_env(monkeypatch):
-    from qtransformer.cluster import DEFAULT_HEARTBEAT_S, ENV_HEARTBEAT, heartbeat_timeout
+    from qtransformer.training.cluster import DEFAULT_HEARTBEAT_S, ENV_HEARTBEAT, heartbeat_timeout
 
     monkeypatch.delenv(ENV_HEARTBEAT, raising=False)
     assert heartbeat_timeout() == DEFAULT_HEARTBEAT_S
@@ -249,7 +249,7 @@ def test_one_worker_input_is_make_transition_dataset(dataset):
     import numpy as np
     import tensorflow as tf
 
-    from qtransformer.data import distributed_transition_dataset, make_transition_dataset
+    from qtransformer.training.data import distributed_transition_dataset, make_transition_dataset
 
     plain, _ = make_transition_dataset(dataset, TINY.data, seed=3)
     dist = distributed_transition_dataset(tf.distribute.get_strategy(), dataset, TINY.data, seed=3)

@@ -4,8 +4,8 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from qtransformer.config import ModelConfig
-from qtransformer.network import QTransformerNetwork, word_vocabulary
+from qtransformer.model.network import QTransformerNetwork, word_vocabulary
+from qtransformer.training.config import ModelConfig
 
 TINY = ModelConfig(embed_dim=16, num_layers=1, num_heads=2, value_bins=5, head_rank=4)
 INSTRUCTIONS = ["Put the red cube in the blue bowl.", "lift the cube"]

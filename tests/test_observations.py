@@ -5,10 +5,10 @@ import pytest
 import tensorflow as tf
 
 from qtransformer import sim_envs
-from qtransformer.config import TrainConfig
 from qtransformer.datasets import Episode, read_meta, write_dataset
 from qtransformer.sim_envs import common, observations
 from qtransformer.sim_envs.stack import Stack
+from qtransformer.training.config import TrainConfig
 
 TINY = TrainConfig(checkpoint_every=1000, summary_every=1000, learning_rate=3e-3).replace(
     batch_size=32, action_bins=9, value_bins=11, embed_dim=32, num_layers=1, num_heads=2,
@@ -118,7 +118,7 @@ STEPS = 800  # 600 reach 98% training accuracy on the 6 demos
 
 def test_instruction_swap_moves_a_tiny_overfit_policy_toward_the_other_object(tmp_path):
     """Same scenes, both objects named in turn; BC on the objects state must read the words."""
-    from qtransformer.train import train
+    from qtransformer.training.train import train
 
     scenes, episodes = [], []
     for seed in range(40):
@@ -168,8 +168,8 @@ def pixels_dataset(tmp_path_factory):
 
 
 def test_pixels_dataset_records_the_mode_and_the_encoder_reads_its_frames(pixels_dataset):
-    from qtransformer.data import make_transition_dataset
-    from qtransformer.image_encoder import FiLMConvEncoder
+    from qtransformer.model.image_encoder import FiLMConvEncoder
+    from qtransformer.training.data import make_transition_dataset
 
     meta = read_meta(pixels_dataset)
     assert (meta.obs_mode, meta.state_dim, meta.image_shape) == ("pixels", 4, (64, 64, 3))
@@ -185,7 +185,7 @@ def test_pixels_dataset_records_the_mode_and_the_encoder_reads_its_frames(pixels
 
 
 def test_random_shift_moves_whole_images_within_the_pad():
-    from qtransformer.image_encoder import random_shift
+    from qtransformer.model.image_encoder import random_shift
 
     image = np.zeros((8, 16, 16, 1), np.float32)
     image[:, 6:10, 6:10] = 1.0  # a 4x4 square in the middle stays whole after any shift <= 2
@@ -199,7 +199,7 @@ def test_random_shift_moves_whole_images_within_the_pad():
 
 def test_exported_pixels_policy_evaluates_after_saved_model_load_alone(pixels_dataset, tmp_path):
     from qtransformer.eval.rollout import evaluate, observation_mode
-    from qtransformer.train import train
+    from qtransformer.training.train import train
 
     train(pixels_dataset, tmp_path / "run", TINY.replace(steps=2), progress=False)
     policy = tf.saved_model.load(str(tmp_path / "run" / "policy"))

@@ -1,4 +1,7 @@
-"""One writer per output (qtransformer/output_lock.py); a failed write is one line, no litter."""
+"""One writer per output; a failed write is one line, no litter.
+
+The code: qtransformer/commands/output_lock.py.
+"""
 
 import argparse
 import errno
@@ -17,12 +20,12 @@ import tensorflow as tf
 from test_bad_inputs import _npz_demos, assert_one_line_error, run_main
 from test_train import TINY, toy_dataset
 
-from qtransformer import output_lock
+from qtransformer.commands import output_lock
 from qtransformer.datasets.rlds_io import DatasetWriter
-from qtransformer.train import train
+from qtransformer.training.train import train
 
-HOLD = "import sys, time; from qtransformer import output_lock as o; o.acquire(sys.argv[1], \
-beside=sys.argv[2] == '1'); print('held', flush=True); time.sleep(600)"
+HOLD = "import sys, time; from qtransformer.commands import output_lock as o; \
+o.acquire(sys.argv[1], beside=sys.argv[2] == '1'); print('held', flush=True); time.sleep(600)"
 
 
 @pytest.fixture(scope="module")

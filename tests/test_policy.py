@@ -10,8 +10,9 @@ import tensorflow as tf
 from tf_agents.policies import policy_saver
 from tf_agents.trajectories import time_step as ts
 
-from qtransformer import benchmarks, losses
-from qtransformer.config import TrainConfig
+from qtransformer.model import losses
+from qtransformer.tools import benchmarks
+from qtransformer.training.config import TrainConfig
 
 
 def tiny_policy(loss="hl_gauss"):

@@ -161,7 +161,7 @@ def test_write_video(tmp_path, suffix):
 
 
 def test_render_command_writes_marked_video(tmp_path):
-    from qtransformer.cli import main
+    from qtransformer.commands.cli import main
     from qtransformer.sim_envs import render
 
     out = tmp_path / "lift.gif"

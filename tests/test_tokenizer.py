@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from qtransformer.tokenizer import ActionTokenizer
+from qtransformer.model.tokenizer import ActionTokenizer
 
 
 def test_pinned_buckets_three_bins():

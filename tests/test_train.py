@@ -12,9 +12,9 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from qtransformer.config import TrainConfig
 from qtransformer.datasets import Episode, write_dataset
-from qtransformer.train import add_arguments, config_from_args, train
+from qtransformer.training.config import TrainConfig
+from qtransformer.training.train import add_arguments, config_from_args, train
 
 TINY = TrainConfig(checkpoint_every=10, summary_every=5, learning_rate=1e-3).replace(
     batch_size=16, action_bins=8, value_bins=11, embed_dim=16, num_layers=1, num_heads=2,
@@ -130,10 +130,10 @@ import tensorflow as tf
 cpu = tf.config.list_physical_devices("CPU")[0]
 tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
 import numpy as np
-from qtransformer import benchmarks
-from qtransformer.config import TrainConfig
-from qtransformer.train import train
-from qtransformer.workdir import make_strategy
+from qtransformer.tools import benchmarks
+from qtransformer.training.config import TrainConfig
+from qtransformer.training.train import train
+from qtransformer.training.strategy import make_strategy
 
 config = TrainConfig(grad_clip=1e6, learning_rate=1e-3).replace(
     embed_dim=16, num_layers=1, num_heads=2, action_bins=8, value_bins=11, head_rank=8)

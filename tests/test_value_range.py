@@ -5,11 +5,11 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from qtransformer.cli import main
-from qtransformer.config import TrainConfig
+from qtransformer.commands.cli import main
 from qtransformer.datasets import Episode, read_meta, write_dataset
 from qtransformer.datasets.conventions import RewardStats
-from qtransformer.value_range import data_value_range, resolve
+from qtransformer.training.config import TrainConfig
+from qtransformer.training.value_range import data_value_range, resolve
 
 
 def _dataset(path, rewards_list, terminals):

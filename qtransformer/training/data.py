@@ -11,7 +11,7 @@ d_t = 0 only when a_t reached the terminal state) and transition t, let k = min(
 
 With observation history W > 1 (`DataConfig.history`), o_t above is the window
 (o_{t-W+1}, ..., o_t) of the episode's steps, padded at the episode's start by repeating its
-first observation (qtransformer/history.py), and next_observation is the window ending at
+first observation (qtransformer/model/history.py), and next_observation is the window ending at
 o_{t+k}: state [W, S], image [W, H, W, 3]; the instruction stays one string.
 
 Each episode is turned into its transitions in one batched computation (the whole episode's
@@ -30,10 +30,10 @@ from pathlib import Path
 
 import tensorflow as tf
 
-from qtransformer import history as history_lib
-from qtransformer.config import DataConfig
 from qtransformer.datasets.rlds_io import DatasetMeta, load_dataset
-from qtransformer.tokenizer import ActionTokenizer
+from qtransformer.model import history as history_lib
+from qtransformer.model.tokenizer import ActionTokenizer
+from qtransformer.training.config import DataConfig
 
 _MAX_EPISODE_STEPS = 1_000_000  # "the whole episode" for steps.batch
 EPISODE_LOG_ENV = "QTRANSFORMER_EPISODE_LOG"

@@ -22,7 +22,7 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
-from qtransformer.config import TrainConfig
+from qtransformer.training.config import TrainConfig
 
 _TOLERANCE = 1e-5
 

@@ -23,7 +23,7 @@ pixel; it is the standard augmentation for offline RL from pixels.
 
 MACs per 64x64 image: 32*32*27*16 + 16*16*144*32 + 16*16*288*32 = 4.0 M.
 
-A window of W frames (observation history, qtransformer/history.py), uint8 [B, W, H, W', 3],
+A window of W frames (observation history, qtransformer/model/history.py), uint8 [B, W, H, W', 3],
 is encoded frame by frame into [B, W, E] (each frame conditioned on the same instruction); the
 random shift moves all W frames of a window together, as DrQ shifts a frame stack, so the
 motion between frames is not blurred by the augmentation.

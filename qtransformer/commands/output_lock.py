@@ -32,7 +32,7 @@ import uuid
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 
-# Temporary names of a train workdir's writers (workdir.py, checkpoints by TensorFlow).
+# Temporary names of a train workdir's writers (training/export.py, checkpoints by TensorFlow).
 WORKDIR_TEMPS = (".policy.*", "policies/.*", ".*.tmp", "train/checkpoints/*_temp",
                  "train/checkpoints/checkpoint.tmp*")  # fmt: skip
 WRITE_ERRNOS = (errno.ENOSPC, errno.EDQUOT, errno.EIO, errno.EROFS, errno.EFBIG)

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import numpy as np
 
-STD_FLOOR = 1e-2  # the network's floor on the state std (network.py)
+STD_FLOOR = 1e-2  # the network's floor on the state std (model/network.py)
 
 
 def rankdata(x: np.ndarray) -> np.ndarray:

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import tensorflow as tf
 
-from qtransformer import losses
+from qtransformer.model import losses
 
 
 def bellman_targets(

@@ -9,8 +9,8 @@ For W > 1 every numeric observation key (`state` [S], `image` [H, W, 3]) gains a
 window axis, oldest step first, current step last: state [W, S], image [W, H, W, 3]. The
 instruction stays one string (the current step's). At the start of an episode the window is
 padded by repeating the episode's first observation: at step t < W - 1 it holds
-(o_0, ..., o_0, o_0, o_1, ..., o_t). Training data (`qtransformer.data`) and the policy
-(`qtransformer.policy`, which carries the window as its tf_agents policy state and refills
+(o_0, ..., o_0, o_0, o_1, ..., o_t). Training data (`qtransformer.training.data`) and the policy
+(`qtransformer.model.policy`, which carries the window as its tf_agents policy state and refills
 it at FIRST time steps) build the same windows.
 
     episode_windows(x [T+1, ...], W)       -> [T+1, W, ...]   (training data, per episode)

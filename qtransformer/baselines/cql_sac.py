@@ -2,7 +2,7 @@
 
 The off-the-shelf offline RL a user of this stack would pick (Kumar et al. 2020, as in
 `tf_agents/examples/cql_sac/kumar20`), trained on the same transitions as the Q-Transformer
-(`qtransformer.data`, 1-step) and exported in the same layout, so `eval` and `experiment`
+(`qtransformer.training.data`, 1-step) and exported in the same layout, so `eval` and `experiment`
 roll it out unchanged:
 
     WORKDIR/train/checkpoints/          Learner checkpoints (actor, 2 critics + targets, Adams)
@@ -42,7 +42,7 @@ from tf_agents.trajectories import policy_step as policy_step_lib
 from tf_agents.trajectories import time_step as ts
 from tf_agents.trajectories import trajectory
 
-from qtransformer import output_lock
+from qtransformer.commands import output_lock
 
 ACTOR_LAYERS = (128, 128)
 CRITIC_LAYERS = (128, 128, 128)
@@ -82,8 +82,8 @@ class StateObservationPolicy(tf_policy.TFPolicy):
 
 def state_statistics(dataset_dir, gamma: float) -> tuple[np.ndarray, np.ndarray]:
     """Per-feature (mean, std) float32[S] of all transitions' states, std floored at 0.01."""
-    from qtransformer.data import transitions_from_episodes
     from qtransformer.datasets.rlds_io import load_dataset
+    from qtransformer.training.data import transitions_from_episodes
 
     episodes, _ = load_dataset(dataset_dir)
     states = transitions_from_episodes(episodes, 1, gamma).map(lambda t: t["observation"]["state"])
@@ -93,7 +93,8 @@ def state_statistics(dataset_dir, gamma: float) -> tuple[np.ndarray, np.ndarray]
 
 
 def to_transition(batch: dict, mean, std) -> trajectory.Transition:
-    """A `qtransformer.data` batch (n_step=1) -> a tf_agents Transition over standardised states.
+    """A `qtransformer.training.data` batch (n_step=1) -> a tf_agents Transition over standardised
+    states.
 
     time_step.observation / next_time_step.observation: float32[B, S]; action float32[B, D];
     next_time_step.reward = r_t, next_time_step.discount = 0 at a terminal, else 1 (the
@@ -203,9 +204,9 @@ def train_cql_sac(
     from tf_agents.train.utils import train_utils
     from tqdm import tqdm
 
-    from qtransformer.config import DataConfig
-    from qtransformer.data import make_transition_dataset
-    from qtransformer.workdir import export_policy, policy_saver, policy_specs
+    from qtransformer.training.config import DataConfig
+    from qtransformer.training.data import make_transition_dataset
+    from qtransformer.training.export import export_policy, policy_saver, policy_specs
 
     if steps < 1 or checkpoint_every < 1:
         raise ValueError(f"steps and checkpoint_every must be >= 1: {steps}, {checkpoint_every}")
@@ -269,16 +270,17 @@ def measure_speed(dataset, *, steps: int = 300, batch_size: int = 256, width: in
     """Steady-state train steps/s and process CPU ms per step (after 100 warm-up steps).
 
     CPU ms per step stays meaningful on a shared machine: 2000 / it bounds the steps/s of an
-    idle 2-core one. `python -c "from qtransformer.cql_sac import *; print(measure_speed(DIR))"`
+    idle 2-core one.
+    `python -c "from qtransformer.baselines.cql_sac import *; print(measure_speed(DIR))"`
     """
     import tempfile
 
     from tf_agents.train import learner
     from tf_agents.train.utils import train_utils
 
-    from qtransformer.config import DataConfig
-    from qtransformer.data import make_transition_dataset
-    from qtransformer.workdir import policy_specs
+    from qtransformer.training.config import DataConfig
+    from qtransformer.training.data import make_transition_dataset
+    from qtransformer.training.export import policy_specs
 
     config = dataclasses.replace(DataConfig(), n_step=1, batch_size=batch_size)
     batches, meta = make_transition_dataset(dataset, config)

@@ -2,7 +2,7 @@
 
     qtransformer train --dataset data/pick_place --workdir runs/hl_gauss --steps 4000
 
-Reads RLDS episodes through `qtransformer.data`, trains with `tf_agents.train.Learner`
+Reads RLDS episodes through `qtransformer.training.data`, trains with `tf_agents.train.Learner`
 (train step compiled with tf.function; `--xla` adds jit_compile; the exported greedy
 decoder is XLA-compiled unless `--no-xla-decoder`), checkpoints every
 `checkpoint_every` steps and resumes from WORKDIR when run again. Workdir layout:
@@ -25,16 +25,12 @@ import argparse
 import math
 import time
 
-from qtransformer import cluster, flags, output_lock, quiet, value_range
-from qtransformer.config import CONSERVATIVE_FORMS, LOSSES, TrainConfig
-from qtransformer.workdir import (
-    check_resume,
-    check_workdir_config,
-    export_policy,
-    make_strategy,
-    policy_saver,
-    policy_specs,
-)
+from qtransformer.commands import flags, output_lock, quiet
+from qtransformer.training import cluster, value_range
+from qtransformer.training.config import CONSERVATIVE_FORMS, LOSSES, TrainConfig
+from qtransformer.training.export import export_policy, policy_saver, policy_specs
+from qtransformer.training.resume import check_resume, check_workdir_config
+from qtransformer.training.strategy import make_strategy
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -221,7 +217,7 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
 
 
 def run(args: argparse.Namespace) -> int:
-    from qtransformer.cli import CliError
+    from qtransformer.commands.cli import CliError
 
     config = config_from_args(args)
     make_strategy(config.strategy)  # before any TF op: multi_worker configures the runtime
@@ -291,7 +287,8 @@ def train(
     """Train (or resume) to `config.steps`; returns the final metrics.
 
     The value range comes from the dataset unless config.model.v_from_data is false
-    (qtransformer/value_range.py); `log(line)` receives the line saying which range is used.
+    (qtransformer/training/value_range.py); `log(line)` receives the line saying which range is
+    used.
 
     eval_fn(policy, step) -> dict of scalars runs every `config.eval_every` steps (if > 0);
     its results go to TensorBoard as eval/<key> and into the returned dict.
@@ -308,10 +305,10 @@ def train(
     from tf_agents.train.utils import train_utils
     from tqdm import tqdm
 
-    from qtransformer.agent import QTransformerAgent
-    from qtransformer.data import distributed_transition_dataset, make_transition_dataset
     from qtransformer.eval.diagnose import HeldOutProbe
-    from qtransformer.network import word_vocabulary
+    from qtransformer.model.agent import QTransformerAgent
+    from qtransformer.model.network import word_vocabulary
+    from qtransformer.training.data import distributed_transition_dataset, make_transition_dataset
 
     # The strategy first: MultiWorkerMirroredStrategy must configure the runtime before any op.
     strategy = make_strategy(config.strategy)
@@ -420,7 +417,7 @@ def _state_statistics(dataset_dir, config: TrainConfig, batches: int = 20) -> tu
     import numpy as np
     import tensorflow as tf
 
-    from qtransformer.data import make_transition_dataset
+    from qtransformer.training.data import make_transition_dataset
 
     dataset, meta = make_transition_dataset(dataset_dir, config.data, seed=config.seed, cache=False)
     try:

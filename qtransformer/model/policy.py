@@ -16,12 +16,12 @@ default of `TrainConfig.xla_decoder`) the numeric part (everything after the ins
 string lookup: the D steps unrolled into one XLA computation) is compiled by XLA; the
 compiled function travels inside the SavedModel, so `tf.saved_model.load` alone runs it.
 Its attention projection kernels come in as [E, N*H] matrices reshaped outside XLA
-(`decode_weights`; qtransformer/transformer.py says why: 2.6x the batch-1 latency at the
+(`decode_weights`; qtransformer/model/transformer.py says why: 2.6x the batch-1 latency at the
 paper-like size otherwise). Batched, and saveable with `PolicySaver` (action only, no tfp
 distribution); the instruction vocabulary lookup is in the network, so it travels inside
 the SavedModel too.
 
-Observation history (`history` W > 1, qtransformer/history.py): the policy takes one
+Observation history (`history` W > 1, qtransformer/model/history.py): the policy takes one
 observation per call, like any tf_agents policy, and carries the window of the last W as
 its policy state, `{"window": {"state": [B, W, S], "image": [B, W, H, W', 3]?}}`. At a
 FIRST time step the row's window is refilled with that observation repeated (the padding the
@@ -47,9 +47,9 @@ import tensorflow as tf
 from tf_agents.policies import tf_policy
 from tf_agents.trajectories import policy_step
 
-from qtransformer import history as history_lib
-from qtransformer import losses
-from qtransformer.tokenizer import ActionTokenizer
+from qtransformer.model import history as history_lib
+from qtransformer.model import losses
+from qtransformer.model.tokenizer import ActionTokenizer
 
 
 class QTransformerPolicy(tf_policy.TFPolicy):
@@ -107,7 +107,7 @@ class QTransformerPolicy(tf_policy.TFPolicy):
             return self._uncached_bins(observation)
         words = self._q_network.instruction_vectors(observation["instruction"])  # [B, E]
         numeric = {k: v for k, v in observation.items() if k != "instruction"}
-        # Kernels reshaped here, outside XLA (qtransformer/transformer.py says why).
+        # Kernels reshaped here, outside XLA (qtransformer/model/transformer.py says why).
         weights = self._q_network.decode_weights() if self._matrix_kernels else None
         return self._decode(numeric, words, weights)
 

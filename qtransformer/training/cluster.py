@@ -1,7 +1,7 @@
 """Multi-worker tf.distribute: TF_CONFIG checks, one writer, chief broadcast, local launcher.
 
 The scale-out contract (DESIGN.md, "Scale-out"):
-- the strategy is created before any other TF op (`workdir.make_strategy` is the first thing
+- the strategy is created before any other TF op (`strategy.make_strategy` is the first thing
   `train.run` and `train.train` do); `MultiWorkerMirroredStrategy` cannot start otherwise;
 - a malformed `TF_CONFIG`, or a cluster whose workers are not all up within
   `QTRANSFORMER_CLUSTER_TIMEOUT` seconds (default 120), ends the process with one line naming

@@ -10,7 +10,7 @@ import dataclasses
 import json
 from pathlib import Path
 
-from qtransformer import flags
+from qtransformer.commands import flags
 
 LOSSES = ("hl_gauss", "two_hot", "c51", "mse", "mse_linear", "bc")
 # Losses whose network outputs a value distribution over `value_bins` (the rest: one scalar).
@@ -36,7 +36,7 @@ class DataConfig:
       success_only: train on successful episodes only (`episode_metadata/success`); the
         `bc_filtered` baseline is BC with this set.
       history: W, the observations the Q network reads per decision: the last W steps of the
-        episode, padded at its start by repeating the first (qtransformer/history.py; the
+        episode, padded at its start by repeating the first (qtransformer/model/history.py; the
         Q-Transformer's Q(s_{t-W+1..t}, a)). 1 = the current observation only (`train
         --history W`).
     """
@@ -65,16 +65,17 @@ class ModelConfig:
       v_min, v_max: range of the values; rewards are sparse 0/1, so [0, 1]. v_min is also
         the value the conservative regulariser pushes unseen bins toward.
       v_from_data: `train` replaces v_min, v_max by the dataset's value range (metadata.json,
-        qtransformer/value_range.py); false (`--v-min/--v-max`): use them as given, refused if
-        they cannot hold the data's values.
+        qtransformer/training/value_range.py); false (`--v-min/--v-max`): use them as given,
+        refused if they cannot hold the data's values.
       support_padding: bins of width w added beyond each end of [v_min, v_max] for the value
         distribution (see `value_support`): without them HL-Gauss cannot represent v_min or
         v_max themselves (a Gaussian cut at the edge has mean 0.02 and 0.98 on [0, 1]).
-      head: "factorised" (cheap low-rank head, see network.py) or "full".
+      head: "factorised" (cheap low-rank head, see model/network.py) or "full".
       head_rank: rank R of the factorised head (R MACs per value logit instead of embed_dim).
       dropout: dropout rate inside the transformer.
       image_shift: random-shift augmentation of observation images during training, in pixels
-        (pad and random crop, DrQ; 4 is the usual value at 64x64); 0 = off. See image_encoder.py.
+        (pad and random crop, DrQ; 4 is the usual value at 64x64); 0 = off.
+        See model/image_encoder.py.
       mixed_precision: compute in bfloat16 (Keras "mixed_bfloat16": float32 variables,
         bfloat16 matmuls); logits, value distributions and losses stay float32. For GPUs/TPUs:
         on CPU it is slower (0.70x at the paper-like size here: this TensorFlow build has no
@@ -234,7 +235,7 @@ def _known(cls, raw: dict, where: str) -> dict:
     return raw
 
 
-# Range of every numeric field (the same rules as the CLI flags, see flags.py): a JSON
+# Range of every numeric field (the same rules as the CLI flags, see commands/flags.py): a JSON
 # config is refused with the field named, before any work is done.
 _DATACONFIG_RULES = {
     "action_bins": flags.bins,
@@ -274,7 +275,7 @@ _WHERE = {"DataConfig": "data.", "ModelConfig": "model.", "TrainConfig": ""}
 
 
 def _check_ranges(config, rules: dict) -> None:
-    """Raise ValueError naming the first field outside its range (see flags.py)."""
+    """Raise ValueError naming the first field outside its range (see commands/flags.py)."""
     prefix = _WHERE.get(type(config).__name__, "")
     for name, rule in rules.items():
         if hasattr(config, name):

@@ -6,7 +6,7 @@
   process: train with s' padded to D tokens vs one token, with and without XLA (and
   bfloat16 mixed precision); greedy decoding uncached vs key/value-cached vs cached + XLA
   (the default, `TrainConfig.xla_decoder`), and cached + XLA with the attention kernels as
-  Keras' [E, N, H] einsum kernels (the XLA decoder before qtransformer/transformer.py fed it
+  Keras' [E, N, H] einsum kernels (the XLA decoder before qtransformer/model/transformer.py fed it
   matrices). The slow variants are private switches (`QTransformerAgent._pad_next_state`,
   `QTransformerPolicy._use_cache`, `QTransformerPolicy._matrix_kernels`) that only this
   module sets.
@@ -14,7 +14,7 @@
   `PAPER_ACTION_DIMS` = 8 action dimensions as in RT-1 / Q-Transformer); `qtransformer
   bench` (eval/bench.py) runs the above for it and for the default model.
 
-Synthetic batches follow the training-batch contract (`qtransformer.data`): state S=16,
+Synthetic batches follow the training-batch contract (`qtransformer.training.data`): state S=16,
 D action dims (4 unless given) in [-1, 1], random bins, sparse 0/1 rewards.
 """
 
@@ -27,7 +27,7 @@ import tensorflow as tf
 from tf_agents.specs import tensor_spec
 from tf_agents.trajectories import time_step as ts
 
-from qtransformer.config import TrainConfig
+from qtransformer.training.config import TrainConfig
 
 INSTRUCTIONS = ["pick up the red cube", "put the red cube in the blue bowl"]
 PAPER_ACTION_DIMS = 8
@@ -71,8 +71,8 @@ def synthetic_batch(
 
 
 def make_agent(config: TrainConfig, action_dims: int = 4):
-    from qtransformer.agent import QTransformerAgent
-    from qtransformer.network import word_vocabulary
+    from qtransformer.model.agent import QTransformerAgent
+    from qtransformer.model.network import word_vocabulary
 
     time_step_spec, action_spec = specs(action_dims=action_dims)
     agent = QTransformerAgent(time_step_spec, action_spec, config, word_vocabulary(INSTRUCTIONS))
@@ -169,7 +169,7 @@ def _decode_fns(
 
     The first call traces the policy and, with XLA, compiles it for that batch size.
     """
-    from qtransformer.policy import QTransformerPolicy
+    from qtransformer.model.policy import QTransformerPolicy
 
     policy = make_agent(config, action_dims).policy
     policy = QTransformerPolicy(

@@ -5,8 +5,8 @@ Each subcommand lives in the module that owns its job and exposes
 TensorFlow and MuJoCo inside `run`, so `qtransformer --help` stays fast.
 Errors a user can fix are raised as `CliError` (or ValueError, FileNotFoundError, ...,
 see USER_ERRORS) and printed as one line on stderr with exit code 2; a bad flag value is
-refused the same way when parsed (`qtransformer.flags`), and so are an output that another
-writer holds and a failed write such as a full disk (`qtransformer.output_lock`). Anything
+refused the same way when parsed (`qtransformer.commands.flags`), and so are an output that another
+writer holds and a failed write such as a full disk (`qtransformer.commands.output_lock`). Anything
 else is a bug: its traceback is shown (exit code 1). Library chatter is hidden unless
 --verbose (quiet.py).
 """
@@ -18,12 +18,12 @@ import importlib
 import sys
 import traceback
 
-from qtransformer import flags, output_lock, quiet
+from qtransformer.commands import flags, output_lock, quiet
 
 COMMANDS = {
     "collect": ("qtransformer.datasets.collect", "record sim episodes as an RLDS dataset"),
     "convert": ("qtransformer.datasets.convert", "convert npz / hdf5 / RLDS demos to our RLDS"),
-    "train": ("qtransformer.train", "train a Q-Transformer offline on an RLDS dataset"),
+    "train": ("qtransformer.training.train", "train a Q-Transformer offline on an RLDS dataset"),
     "eval": ("qtransformer.eval.evaluate", "roll a policy out in the sim; report and video"),
     "plot": ("qtransformer.eval.plots", "learning curves and bar charts from logs/reports"),
     "demo": ("qtransformer.eval.demo", "the whole pipeline end to end on the default task"),

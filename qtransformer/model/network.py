@@ -7,7 +7,7 @@ Token layout (sequence length D = action dimensions):
     every token  += position embedding of its index
 
 With observation history (`DataConfig.history` W > 1; the observation spec's state is
-[W, S], image [W, H, W, 3], see qtransformer/history.py) the observation takes W tokens, one
+[W, S], image [W, H, W, 3], see qtransformer/model/history.py) the observation takes W tokens, one
 per step of the window, and the sequence is W + D - 1 tokens long:
 
     token w (< W) = enc(o_{t-W+1+w}) + enc(instruction) + step_w + position 0
@@ -39,7 +39,7 @@ Heads (`ModelConfig.head`), from the token outputs h [B, D, E] to logits [B, D, 
 - "factorised": the same map with W factorised through rank R = head_rank:
                 logits = (h U) W2 + b, U [E, R], W2 [R, A*V]: R*(E + A*V) weights and
                 R MACs per logit. Default R = 32: half the MACs of "full" at E = 64,
-                a quarter at the paper-like E = 128+ (see `qtransformer.benchmarks`).
+                a quarter at the paper-like E = 128+ (see `qtransformer.tools.benchmarks`).
                 Exact whenever the full head's W has rank <= R.
 With `value_bins=None` (MSE and BC) V is dropped: one scalar per bin.
 
@@ -63,10 +63,10 @@ import tensorflow as tf
 from tensorflow.python.util import tf_decorator, tf_inspect
 from tf_agents.networks import network
 
-from qtransformer import history as history_lib
-from qtransformer.config import ModelConfig
-from qtransformer.image_encoder import FiLMConvEncoder
-from qtransformer.transformer import CausalBlock, StepWeights
+from qtransformer.model import history as history_lib
+from qtransformer.model.image_encoder import FiLMConvEncoder
+from qtransformer.model.transformer import CausalBlock, StepWeights
+from qtransformer.training.config import ModelConfig
 
 _NON_WORD = "[^a-z0-9]+"
 
@@ -288,7 +288,7 @@ class QTransformerNetwork(network.Network):
         """Per block, the step's projection kernels as matrices (`CausalBlock.step_weights`).
 
         Read them outside an XLA-compiled decoder and pass them to `decode_start` and
-        `decode_step` (see qtransformer/transformer.py for why).
+        `decode_step` (see qtransformer/model/transformer.py for why).
         """
         return [block.step_weights() for block in self._blocks]
 

@@ -2,7 +2,7 @@
 
 `CausalBlock.call` reads a whole token sequence [B, T, E] under a causal mask (training,
 the target network). `CausalBlock.step` feeds one new token [B, 1, E] and attends to the
-keys/values of the tokens before it (greedy decoding, `qtransformer.policy`); both give the
+keys/values of the tokens before it (greedy decoding, `qtransformer.model.policy`); both give the
 same numbers at the new token's position. `CausalBlock.prefill` starts such a cache from
 several tokens at once (the W observation tokens of a history window).
 

@@ -1,9 +1,9 @@
 """The Q-Transformer agent: per-dimension TD targets, conservative regulariser, Adam step.
 
-Training batches are the dicts of `qtransformer.data.make_transition_dataset`
+Training batches are the dicts of `qtransformer.training.data.make_transition_dataset`
 (observation, action_bins, reward, discount, next_observation, mc_return, ...); with
 `DataConfig.history` W > 1 their observations are windows, and the network is built on the
-windowed observation spec (qtransformer/history.py) while the policy takes one step at a time.
+windowed observation spec (qtransformer/model/history.py) while the policy takes one step at a time.
 Loss for the classification losses (hl_gauss, two_hot, c51), per dimension i:
 
     L = mean_{b,i} CE(logits(s, a_<i)[a_i], p(y_i))                       (TD term)
@@ -12,7 +12,7 @@ Loss for the classification losses (hl_gauss, two_hot, c51), per dimension i:
 (`conservative="value"` replaces the last term's CE by 0.5 (Q(s, a_<i, a) - v_min)^2 on the
 expected value, the form of the MSE losses; an ablation of the regulariser's form.)
 
-with y from `qtransformer.targets` (target network, n-step, MC lower bound) and
+with y from `qtransformer.model.targets` (target network, n-step, MC lower bound) and
 p(y) the HL-Gauss / two-hot distribution of the scalar target. c51 uses the
 projected target-network distribution instead of p(y) (see
 `targets.c51_target_distribution`); where the MC bound lifts the target above its
@@ -40,11 +40,11 @@ import tensorflow as tf
 from tf_agents.agents import tf_agent
 from tf_agents.utils import common
 
-from qtransformer import history, losses, targets
-from qtransformer.config import CLASSIFICATION, TrainConfig
-from qtransformer.network import QTransformerNetwork
-from qtransformer.policy import QTransformerPolicy
-from qtransformer.tokenizer import ActionTokenizer
+from qtransformer.model import history, losses, targets
+from qtransformer.model.network import QTransformerNetwork
+from qtransformer.model.policy import QTransformerPolicy
+from qtransformer.model.tokenizer import ActionTokenizer
+from qtransformer.training.config import CLASSIFICATION, TrainConfig
 
 
 class QTransformerAgent(tf_agent.TFAgent):
@@ -184,7 +184,7 @@ class QTransformerAgent(tf_agent.TFAgent):
         y, y_bounded, t_out, q_t = self._targets(batch, bins)
         return self._loss_from_outputs(logits, bins, y, y_bounded, t_out, q_t, batch)
 
-    # Benchmark-only switch (`qtransformer.benchmarks`): the loss on the network outputs as
+    # Benchmark-only switch (`qtransformer.tools.benchmarks`): the loss on the network outputs as
     # before the fast path (log-softmax over all [B, D, A, V] logits, Q of every bin).
     _loss_as_before = False
 
@@ -250,7 +250,7 @@ class QTransformerAgent(tf_agent.TFAgent):
         )
         return y, y_bounded, t_out, q_t
 
-    # Benchmark-only switch (`qtransformer.benchmarks`): run s' through all D positions with
+    # Benchmark-only switch (`qtransformer.tools.benchmarks`): run s' through all D positions with
     # zero bins, as before the one-token pass, to measure what the one-token pass saves.
     _pad_next_state = False
 
