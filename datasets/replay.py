@@ -12,7 +12,7 @@ demos with sampled action noise, which mimic failed autonomous rollouts. A repla
     state is worth 0. `tail="hold"` (our protocol before expert v2) kept acting with zero motion
     and the demo's last gripper command until success or the time limit; on the demo's data
     that padding made about 70% of all transitions "hold still", each with return 0
-    (README "The data protocol");
+    (docs/data.md, "The data protocol");
   * sparse 0/1 reward as in every episode; replays that happen to succeed keep their reward.
 
 Replay r of a dataset (r = 0, 1, ...) replays demo r % num_demos with noise seed
@@ -20,7 +20,7 @@ SeedSequence([seed, 1, r]); demo d runs the clean expert on env seed SeedSequenc
 So a dataset is a pure function of (task, num_demos, replays, noise, tail, seed).
 
 Measured replay success on pick_place (`python -m qtransformer.datasets.replay --task
-pick_place`, 40 demos, 1 replay each) is in the README section "The data protocol".
+pick_place`, 40 demos, 1 replay each) is in docs/data.md, "The data protocol".
 """
 
 from __future__ import annotations

@@ -6,7 +6,7 @@ A learner that sees only the state cannot tell two states apart that are closer 
 noise of its own fit. If the demonstrator acts differently in them (a different action bin in
 some dimension), no state-based policy can imitate both, and the greedy policy picks the
 majority label: when that label is "stay", the state becomes a fixed point of the policy (the
-stall after the grasp that the v1 expert produced, README "The data protocol").
+stall after the grasp that the v1 expert produced, docs/stall.md).
 
 For every transition t it finds the nearest other transition u (max-norm distance over the
 state, metres for positions; the instruction must match) and counts t as *aliased* when

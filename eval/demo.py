@@ -43,7 +43,7 @@ class DemoPlan:
 
 FULL = DemoPlan(episodes=500, steps=None, eval_episodes=50, eval_every=1000, train_eval_episodes=20)
 QUICK = DemoPlan(episodes=20, steps=50, eval_episodes=5, eval_every=25, train_eval_episodes=3)
-# --obs pixels (64x64 frames; README "Observation modes" has the CPU cost): a bounded run whose
+# --obs pixels (64x64 frames; docs/performance.md "Pixels" has the CPU cost): a bounded run whose
 # video shows, beside the scene, the frames the policy saw.
 PIXELS = DemoPlan(episodes=120, steps=600, eval_episodes=20, eval_every=300, train_eval_episodes=5)
 

@@ -2,7 +2,7 @@
 
 `make_env` is the factory `qtransformer eval --env examples.reacher:make_env` calls; running
 this file records episodes from it as npz files in the layout `qtransformer convert --format
-npz` reads (see README, "Your own environment"):
+npz` reads (see docs/environment.md):
 
     python examples/reacher.py --out data/reacher_npz --episodes 300
 

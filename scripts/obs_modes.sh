@@ -3,8 +3,8 @@
 # clean demos): Q-Transformer + HL-Gauss and BC, default train settings, 3 seeds, 100 eval
 # episodes each; then the table (Wilson 95% intervals per seed and pooled, seed-level mean).
 #
-#   OBS=objects scripts/obs_modes.sh          # README "Observation modes" numbers
-#   OBS=pixels scripts/obs_modes.sh           # pixels, 64x64 frames (README numbers)
+#   OBS=objects scripts/obs_modes.sh          # docs/benchmark.md "Observation modes"
+#   OBS=pixels scripts/obs_modes.sh           # pixels, 64x64 frames (the same page)
 #
 # Everything goes under OUT (default runs/obs_<OBS>); finished runs and reports are reused.
 set -euo pipefail

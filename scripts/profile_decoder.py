@@ -2,7 +2,7 @@
 
     python scripts/profile_decoder.py [--size paper|default] [--calls 40] [--rounds 7]
 
-Times, interleaved in one process (README "The XLA decoder, default since issue 15"):
+Times, interleaved in one process (docs/performance.md, "The XLA decoder"):
 - `action`: the whole policy call under tf.function, as `qtransformer bench` measures it;
 - `decoder`: the XLA-compiled numeric part alone (observation token + D steps + heads);
 - `trunk`: the observation token and the D x layers one-token block steps, no head;

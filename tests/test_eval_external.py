@@ -184,8 +184,8 @@ def test_exported_policy_on_gymnasium_cli(tmp_path):
 
 
 def test_examples_reacher_records_and_evaluates(tmp_path, monkeypatch):
-    # The README recipe's pieces on dm_control's reacher: a recorded episode in the npz layout,
-    # and the factory evaluated by its --env spec from the repository root.
+    # The docs/environment.md recipe's pieces on dm_control's reacher: a recorded episode in the
+    # npz layout, and the factory evaluated by its --env spec from the repository root.
     from pathlib import Path
 
     root = Path(__file__).resolve().parents[1]

@@ -14,8 +14,8 @@ field 3 + 2*2 + 2*4), enough to cover the cube with context. Global average pool
 encoder) throws away *where* a feature fired; the spatial softmax keeps it as coordinates
 (Levine et al. 2016, "End-to-end training of deep visuomotor policies"), and FiLM lets the
 instruction pick which object's channels fire (Perez et al. 2018). `eval/image_probe.py`
-measures how well the encoder localises the instructed object from frames (README
-"Observation modes").
+measures how well the encoder localises the instructed object from frames
+(docs/benchmark.md, "Observation modes").
 
 Random shift (Kostrikov et al. 2020, DrQ; Yarats et al. 2021): pad by `shift` pixels (mirrored
 edges) and crop a random HxW window, per image, during training only. Cost: a few MACs per

@@ -11,7 +11,7 @@ The step's query/key/value projections can take their kernels as plain [E, N*H] 
 caller and passed in as arguments. XLA on CPU emits a dot whose operand is an [E, N, H]
 kernel (or a reshape of it inside the compiled function) as a slow loop: at E = 256 a
 batch-1 projection took 7x as long as the same product with an [E, E] operand, and those
-three projections were most of the paper-size decoder's latency (README "The fast path").
+three projections were most of the paper-size decoder's latency (docs/performance.md).
 """
 
 from __future__ import annotations

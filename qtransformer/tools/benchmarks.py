@@ -204,7 +204,7 @@ def fast_path(
     "default" is what `config` selects (`use_xla` for the step, `xla_decoder` for decoding).
     Each variant runs `rounds` times `steps` train steps (`calls` decoder calls); the
     median is reported. Ratios > 1 mean the fast variant is faster. The bfloat16 step is
-    timed too (slower on this CPU: README "The fast path").
+    timed too (slower on this CPU: docs/performance.md, "The fast path").
     """
     base = config.replace(use_xla=False, mixed_precision=False)
     xla = base.replace(use_xla=True)

@@ -26,8 +26,8 @@ class DataConfig:
     Attributes:
       action_bins: bins per action dimension. The paper used 256 on far more data; with a
         few hundred sim episodes every bin needs enough samples, so the default is 17 (see
-        README Results). Odd, so that a zero action (no motion) is a bin centre: with an
-        even count an exact 0 becomes +half a bin, a one-sided drift. `--action-bins 256`
+        docs/benchmark.md, round one). Odd, so that a zero action (no motion) is a bin centre:
+        with an even count an exact 0 becomes +half a bin, a one-sided drift. `--action-bins 256`
         gives the paper's size (`qtransformer bench`).
       n_step: reward steps summed before bootstrapping (Q-Transformer uses n-step returns).
       gamma: discount per control step.
@@ -133,7 +133,7 @@ class TrainConfig:
         (the default: cross-entropy of each unseen bin's value distribution against the
         HL-Gauss/two-hot distribution of v_min) or "value" (0.5 (Q - v_min)^2 on the
         expected value Q, the squared-error form the MSE losses always use). An ablation knob
-        for the HL-Gauss vs MSE gap (README, the papers' benchmark); MSE losses ignore it.
+        for the HL-Gauss vs MSE gap (docs/benchmark.md); MSE losses ignore it.
       mc_lower_bound: clip TD targets from below by the Monte-Carlo return.
       sigma_ratio: HL-Gauss sigma in bin widths (paper: 0.75).
       target_update_tau: Polyak rate of the target network (1.0 = copy).
@@ -147,12 +147,12 @@ class TrainConfig:
       strategy: default, mirrored, multi_worker or tpu.
       use_xla: XLA-compile the train step (`train --xla`). Off by default: on CPU,
         `qtransformer bench` measured it slower than plain tf.function (latest run: x0.67
-        default size, x0.69 paper-like; README "The fast path"). Until `xla_decoder`
+        default size, x0.69 paper-like; docs/performance.md). Until `xla_decoder`
         existed it also covered the exported decoder, so an old config.json with only
         `use_xla` loads as: train step as it says, decoder XLA-compiled (the default).
       xla_decoder: XLA-compile the greedy decoder of the in-memory and exported policy
         (the numeric part; string lookup stays outside). On by default: faster at every
-        size and batch measured (README "The fast path"); the first call for each batch
+        size and batch measured (docs/performance.md); the first call for each batch
         size compiles (seconds at the default size, ~30 s at the paper-like size on 2 CPU
         cores). `train --no-xla-decoder` turns it off.
     """
