@@ -1,24 +1,31 @@
 """Status of a cached `qtransformer experiment` run: one line per finished run.
 
     python scripts/experiment_status.py eval/results/pick_place_runs
+    python scripts/experiment_status.py eval/results/pick_place_runs --plot runs/partial
 
 Prints, for every cached run JSON (tuning runs on VALIDATION seeds, test runs on TEST seeds),
 the method, its hyperparameters, the training seed and the success at each evaluated step;
 then, for every method with finished test runs, the summary `experiment` will report
 (`eval.experiment.summarize_method`: peak and final pooled success with Wilson intervals, the
 seed mean with its Student-t interval), so partial results can be read before the end.
+`--plot STEM` also draws the experiment's plots of what is finished (STEM.png: success vs step
+and final bars; STEM_tuning.png: validation success vs each method's tuned knob).
 """
 
 from __future__ import annotations
 
+import argparse
 import json
-import sys
 from pathlib import Path
 
 
-def main(folder: str) -> int:
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("folder", nargs="?", default="eval/results/pick_place_runs")
+    parser.add_argument("--plot", default=None, help="also write STEM.png and STEM_tuning.png")
+    args = parser.parse_args(argv)
     rows = []
-    for path in sorted(Path(folder).glob("*.json")):
+    for path in sorted(Path(args.folder).glob("*.json")):
         run = json.loads(path.read_text())
         kind = "tune (validation)" if path.name.startswith("tune_") else "test"
         points = ", ".join(f"{p['step']}: {p['successes']}/{p['episodes']}" for p in run["points"])
@@ -26,27 +33,51 @@ def main(folder: str) -> int:
     print("| runs | method | hyperparameters | train seed | successes at step |")
     print("|---|---|---|---|---|")
     print("\n".join(rows))
-    print_summaries(folder)
+    results = partial_results(args.folder)
+    if results["methods"]:
+        from qtransformer.eval.experiment import print_table
+
+        print()
+        print_table(results)
+    if args.plot:
+        from qtransformer.eval.experiment import plot_results
+
+        plot_results(results, Path(args.plot))
+        print(f"plots: {args.plot}.png, {args.plot}_tuning.png")
     return 0
 
 
-def print_summaries(folder: str) -> None:
-    from qtransformer.eval.experiment import print_table, summarize_method
+def partial_results(folder: str) -> dict:
+    """The finished part of an experiment's results: test summaries and tuning scores."""
+    from qtransformer.eval.experiment import GRID, KNOB, summarize_method
 
     tests: dict[str, list[dict]] = {}
-    for path in sorted(Path(folder).glob("test_*.json")):
+    tunes: dict[str, list[dict]] = {}
+    for path in sorted(Path(folder).glob("*.json")):
         run = json.loads(path.read_text())
-        tests.setdefault(run["method"], []).append(run)
-    if not tests:
-        return
-    print()
+        into = tests if path.name.startswith("test_") else tunes
+        into.setdefault(run["method"], []).append(run)
     methods = {
         method: {**summarize_method(runs, runs[0]["points"][-1]["episodes"]),
                  "chosen": runs[0]["params"]}
         for method, runs in tests.items()
     }  # fmt: skip
-    print_table({"methods": methods})
+    tuning = {}
+    for method, runs in tunes.items():
+        # the grid's order; each entry's seeds in order (the first is the tuning run)
+        grid = [p for p in GRID.get(method, []) if any(r["params"] == p for r in runs)]
+        scores = [
+            [r["points"][-1]["success_rate"] for r in sorted(runs, key=lambda r: r["seed"])
+             if r["params"] == p]
+            for p in grid
+        ]  # fmt: skip
+        if grid:
+            tuning[method] = {"knob": KNOB[method], "grid": grid,
+                              "validation_success": [s[0] for s in scores],
+                              "sweep": {"seeds": sorted({r["seed"] for r in runs}),
+                                        "validation_success": scores}}  # fmt: skip
+    return {"task": "pick_place (partial)", "methods": methods, "tuning": tuning}
 
 
 if __name__ == "__main__":
-    raise SystemExit(main(sys.argv[1] if len(sys.argv) > 1 else "eval/results/pick_place_runs"))
+    raise SystemExit(main())

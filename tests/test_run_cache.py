@@ -55,12 +55,13 @@ def test_round_one_cache_summarises_to_its_results():
     assert hl_gauss["per_seed_final"] == pytest.approx([0.10, 0.03, 0.02, 0.05, 0.03])
 
 
-def test_status_script_reads_round_one(capsys):
+def test_status_script_reads_round_one(capsys, tmp_path):
     path = Path(__file__).resolve().parent.parent / "scripts" / "experiment_status.py"
     spec = importlib.util.spec_from_file_location("experiment_status", path)
     status = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(status)
-    assert status.main(str(ROUND_ONE)) == 0
+    assert status.main([str(ROUND_ONE), "--plot", str(tmp_path / "partial")]) == 0
+    assert (tmp_path / "partial.png").stat().st_size > 0
     out = capsys.readouterr().out
     assert "| tune (validation) | hl_gauss | {'alpha': 10.0, 'learning_rate': 0.001} |" in out
     hl_gauss = next(line for line in out.splitlines() if line.startswith("hl_gauss "))
