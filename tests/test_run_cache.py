@@ -26,13 +26,19 @@ def runs_by_method(folder: Path) -> dict[str, list[dict]]:
     return runs
 
 
-# Every folder of run JSONs under eval/results: the experiment caches, the ablations' caches.
-CACHES = sorted({str(p.parent.relative_to(RESULTS)) for p in RESULTS.glob("*/**/*.json")})
+# Every folder of run JSONs (tune_*.json, test_*.json) under eval/results: the experiment caches,
+# the ablations' caches. Other JSONs beside them (a sweep's results file) are not runs.
+RUN_PATTERNS = ("tune_*.json", "test_*.json")
+CACHES = sorted(
+    {str(p.parent.relative_to(RESULTS)) for pattern in RUN_PATTERNS
+     for p in RESULTS.glob(f"*/**/{pattern}")}
+)  # fmt: skip
 
 
 @pytest.mark.parametrize("folder", CACHES)
 def test_every_cached_run_has_the_fields_experiment_reads(folder):
-    paths = sorted((RESULTS / folder).glob("*.json"))
+    paths = sorted(p for pattern in RUN_PATTERNS for p in (RESULTS / folder).glob(pattern))
+    assert paths, folder
     for path in paths:
         run = json.loads(path.read_text())
         assert run["method"] in METHODS, path
