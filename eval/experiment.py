@@ -14,9 +14,9 @@ Protocol of round two (fixed in this file before any round-two run; recorded in 
    sensitive knob on a log-spaced (or, for dropout, evenly spaced) grid that brackets the
    default on both sides, at the learning rate that won round one for that method
    (`ROUND_ONE_LR`; the budget did not allow crossing with learning rates). Q-learners sweep the
-   conservative weight alpha over 0.01..10: round one offered only {1, 10}, and the
-   conservative term's gradient is much stronger under cross-entropy than under MSE at the
-   same alpha (docs/benchmark.md). Each configuration is trained once with training seed
+   conservative weight alpha over 0.01..10: round one offered only {1, 10}, and a code review
+   suspected one alpha pushes harder under cross-entropy than under MSE (measured afterwards:
+   it does not, docs/conservative_weight.md). Each configuration is trained once with training seed
    `TUNE_SEED` (never used for the final runs) and scored by its final policy's success on
    `--val-episodes` episodes of the VALIDATION evaluation seeds (base `VAL_SEED`). Ties go to
    the earlier entry. `--sweep-seeds N` trains the grid again with seeds TUNE_SEED+1.. for the

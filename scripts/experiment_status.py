@@ -24,16 +24,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("folder", nargs="?", default="eval/results/pick_place_runs")
     parser.add_argument("--plot", default=None, help="also write STEM.png and STEM_tuning.png")
     args = parser.parse_args(argv)
-    rows = []
-    for path in sorted(Path(args.folder).glob("*.json")):
-        run = json.loads(path.read_text())
-        kind = "tune (validation)" if path.name.startswith("tune_") else "test"
-        points = ", ".join(f"{p['step']}: {p['successes']}/{p['episodes']}" for p in run["points"])
-        rows.append(f"| {kind} | {run['method']} | {run['params']} | {run['seed']} | {points} |")
+    runs = load_runs(args.folder)
     print("| runs | method | hyperparameters | train seed | successes at step |")
     print("|---|---|---|---|---|")
-    print("\n".join(rows))
-    results = partial_results(args.folder)
+    for name, run in runs:
+        kind = "tune (validation)" if name.startswith("tune_") else "test"
+        points = ", ".join(f"{p['step']}: {p['successes']}/{p['episodes']}" for p in run["points"])
+        print(f"| {kind} | {run['method']} | {run['params']} | {run['seed']} | {points} |")
+    results = partial_results(runs)
     if results["methods"]:
         from qtransformer.eval.experiment import print_table
 
@@ -47,15 +45,19 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-def partial_results(folder: str) -> dict:
+def load_runs(folder: str) -> list[tuple[str, dict]]:
+    """(file name, run) of every cached run JSON in `folder`, sorted by name."""
+    return [(p.name, json.loads(p.read_text())) for p in sorted(Path(folder).glob("*.json"))]
+
+
+def partial_results(runs: list[tuple[str, dict]]) -> dict:
     """The finished part of an experiment's results: test summaries and tuning scores."""
     from qtransformer.eval.experiment import GRID, KNOB, summarize_method
 
     tests: dict[str, list[dict]] = {}
     tunes: dict[str, list[dict]] = {}
-    for path in sorted(Path(folder).glob("*.json")):
-        run = json.loads(path.read_text())
-        into = tests if path.name.startswith("test_") else tunes
+    for name, run in runs:
+        into = tests if name.startswith("test_") else tunes
         into.setdefault(run["method"], []).append(run)
     methods = {
         method: {**summarize_method(runs, runs[0]["points"][-1]["episodes"]),
