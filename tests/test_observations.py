@@ -135,8 +135,11 @@ def test_instruction_swap_moves_a_tiny_overfit_policy_toward_the_other_object(tm
             task.language_instruction = f"put the {colours[name]} {name} in the bowl"
             ts = ts._replace(observation=task.get_observation(env.physics))
             pair.append(_record(env, sim_envs.expert_policy(env, seed=seed), ts))
-        if _direction(pair[0].actions[0]) @ _direction(pair[1].actions[0]) < 0:
-            scenes.append(seed)  # the demos' first moves head in clearly different directions
+        # Scenes whose demos' first moves point clearly apart (more than 120 degrees): with
+        # nearly orthogonal ones (seed 6, dot -0.02) the instruction moves the loss little, and
+        # one CI run in many trained a policy that ignored it there.
+        if _direction(pair[0].actions[0]) @ _direction(pair[1].actions[0]) < -0.5:
+            scenes.append(seed)
             episodes += pair
     assert len(scenes) == 3
     data = write_dataset(tmp_path / "swap", episodes, action_low=[-1] * 4, action_high=[1] * 4)
