@@ -29,3 +29,21 @@ def test_demo_quick_end_to_end_and_resume(tmp_path, capsys):
     assert main(["demo", "--quick", "--workdir", str(workdir), "--no-progress"]) == 0
     assert "reusing it" in capsys.readouterr().out
     assert sorted(p.stat().st_mtime_ns for p in (workdir / "dataset").rglob("*")) == dataset_files
+
+
+def test_full_demo_trains_at_the_benchmarks_tuned_settings_and_quick_at_the_defaults():
+    from qtransformer.eval import demo
+    from qtransformer.training.config import TrainConfig
+
+    defaults = TrainConfig()
+    full = demo.train_config(demo.FULL, seed=3)
+    assert (full.learning_rate, full.alpha, full.loss) == (1e-3, 10.0, "hl_gauss")
+    assert (full.steps, full.seed, full.eval_every, full.eval_task) == (
+        defaults.steps, 3, 1000, "pick_place",
+    )  # fmt: skip
+    quick = demo.train_config(demo.QUICK, seed=0)
+    assert (quick.learning_rate, quick.alpha, quick.steps) == (
+        defaults.learning_rate, defaults.alpha, 50,
+    )  # fmt: skip
+    pixels = demo.train_config(demo.PIXELS, seed=0, obs="pixels")
+    assert (pixels.learning_rate, pixels.model.image_shift) == (defaults.learning_rate, 4)
