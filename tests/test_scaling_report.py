@@ -1,0 +1,56 @@
+"""scripts/scaling_report.py on a hand-made cache and TensorBoard logs, numbers worked by hand."""
+
+import importlib.util
+import json
+import math
+from pathlib import Path
+from types import SimpleNamespace
+
+import tensorflow as tf
+
+ROOT = Path(__file__).resolve().parents[1]
+_spec = importlib.util.spec_from_file_location("scaling_report", ROOT / "scripts/scaling_report.py")
+scaling_report = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(scaling_report)
+
+
+def _run(cache: Path, runs: Path, method: str, seed: int, curve: list[float], td: list[float]):
+    name = f"test_{method}_alpha1_seed{seed}"
+    points = [{"step": 1000 * (i + 1), "success_rate": s} for i, s in enumerate(curve)]
+    cache.mkdir(parents=True, exist_ok=True)
+    (cache / f"{name}.json").write_text(
+        json.dumps({"method": method, "seed": seed, "points": points})
+    )
+    writer = tf.summary.create_file_writer(str(runs / name / "train"))
+    with writer.as_default():
+        for step, value in enumerate(td):
+            tf.summary.scalar("train/td_error", value, step=step)
+            tf.summary.scalar("train/td_loss", 2 * value, step=step)
+    writer.close()
+
+
+def test_rows_hold_seed_means_t_intervals_peaks_and_the_last_ten_td_points(tmp_path):
+    main_cache, main_runs = tmp_path / "main_cache", tmp_path / "main_runs"
+    cache, runs = tmp_path / "cache", tmp_path / "runs"
+    # td: 12 points; the last 10 of seed 0 are 2..11 (mean 6.5), of seed 1 are 12..21 (16.5)
+    _run(main_cache, main_runs, "hl_gauss", 0, [0.2, 0.6, 0.4], [float(v) for v in range(12)])
+    _run(main_cache, main_runs, "hl_gauss", 1, [0.4, 0.4, 0.6], [float(v) for v in range(10, 22)])
+    _run(main_cache, main_runs, "hl_gauss", 7, [1.0, 1.0, 1.0], [0.0])  # not a seed of the sweep
+    _run(cache / "w128x2", runs / "w128x2" / "runs", "mse", 2, [0.1, 0.3], [5.0])
+    args = SimpleNamespace(main_cache=main_cache, main_runs=main_runs, cache=cache, runs=runs)
+    result = scaling_report.report(args)
+
+    assert list(result["model"]) == ["64x2", "128x2"]  # 128x4 and 256x4 have no runs
+    hl = result["model"]["64x2"]["hl_gauss"]
+    assert hl["seeds"] == [0, 1] and hl["final_per_seed"] == [0.4, 0.6]
+    half = 12.706 * math.sqrt(0.02) / math.sqrt(2)  # t(0.975, 1) * s / sqrt(n), s = 0.1414
+    assert math.isclose(hl["final_mean"], 0.5)
+    assert math.isclose(hl["final_t95"][0], 0.5 - half, rel_tol=1e-3)
+    assert math.isclose(hl["final_t95"][1], 0.5 + half, rel_tol=1e-3)
+    assert (hl["peak"], hl["peak_step"], hl["final_step"]) == (0.5, 2000, 3000)  # 0.3, 0.5, 0.5
+    assert math.isclose(hl["td_error"], (6.5 + 16.5) / 2)
+    assert math.isclose(hl["td_loss"], 23.0)
+    assert "mse" not in result["model"]["64x2"]
+    mse = result["model"]["128x2"]["mse"]
+    assert mse["final_per_seed"] == [0.3] and mse["final_t95"] == [0.3, 0.3]
+    assert result["data"] == {"40 demos": result["model"]["64x2"]}  # the main run on both axes
