@@ -6,7 +6,8 @@ data size, per loss, from the cached runs and their TensorBoard logs.
 Sizes: "64x2" is the main run (`--main-cache`, `--main-runs`: its seeds 0-2), the others are
 the axes of scripts/round_two_scaling.sh (`--cache`/<axis>/, `--runs`/<axis>/runs/). For each
 (size, method): the final success per training seed (step 8000, or 20000 on the data axis),
-its seed mean with a Student-t 95% interval, the peak of the seed-mean curve, and the TD error
+its seed mean with a Student-t 95% interval, the peak of the pooled curve (all as
+`eval.experiment.summarize_method` computes them for the main run), and the TD error
 |Q - target| and the TD loss, each the mean of the last 10 logged points of every seed's
 train/ logs (TD error has the same units for every loss; TD loss does not).
 Missing runs are skipped; a size with no finished seed is left out.
@@ -54,20 +55,15 @@ def summarize(cache: Path, runs_dir: Path, method: str) -> dict | None:
     runs = _runs(cache, method)
     if not runs:
         return None
-    finals = [run["points"][-1]["success_rate"] for run in runs.values()]
-    steps = [p["step"] for p in next(iter(runs.values()))["points"]]
-    curve = [
-        np.mean([run["points"][i]["success_rate"] for run in runs.values()])
-        for i in range(len(steps))
-    ]
-    td = [_td(runs_dir / run["name"]) for run in runs.values()]
-    from qtransformer.eval.metrics import t_interval
+    from qtransformer.eval.experiment import summarize_method
 
-    mean = float(np.mean(finals))
-    low, high = t_interval(finals)
-    row = {"seeds": sorted(runs), "final_per_seed": finals, "final_mean": mean,
-           "final_t95": [low, high], "peak": float(max(curve)),
-           "peak_step": steps[int(np.argmax(curve))], "final_step": steps[-1]}  # fmt: skip
+    curves = [runs[seed] for seed in sorted(runs)]
+    summary = summarize_method(curves, curves[0]["points"][-1]["episodes"])
+    td = [_td(runs_dir / run["name"]) for run in curves]
+    row = {"seeds": sorted(runs), "final_per_seed": summary["per_seed_final"],
+           "final_mean": summary["seed_mean"], "final_t95": summary["seed_ci95"],
+           "peak": summary["peak_success"], "peak_step": summary["peak_step"],
+           "final_step": summary["curve"][-1]["step"]}  # fmt: skip
     for key in ("td_error", "td_loss"):
         values = [t[key] for t in td if key in t]
         row[key] = float(np.mean(values)) if values else None

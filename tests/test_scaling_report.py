@@ -16,11 +16,13 @@ _spec.loader.exec_module(scaling_report)
 
 def _run(cache: Path, runs: Path, method: str, seed: int, curve: list[float], td: list[float]):
     name = f"test_{method}_alpha1_seed{seed}"
-    points = [{"step": 1000 * (i + 1), "success_rate": s} for i, s in enumerate(curve)]
+    points = [  # a cached run's fields, 100 episodes per evaluation
+        {"step": 1000 * (i + 1), "success_rate": s, "successes": round(100 * s), "episodes": 100}
+        for i, s in enumerate(curve)
+    ]
+    run = {"method": method, "seed": seed, "points": points, "train_s": 1.0}
     cache.mkdir(parents=True, exist_ok=True)
-    (cache / f"{name}.json").write_text(
-        json.dumps({"method": method, "seed": seed, "points": points})
-    )
+    (cache / f"{name}.json").write_text(json.dumps(run))
     writer = tf.summary.create_file_writer(str(runs / name / "train"))
     with writer.as_default():
         for step, value in enumerate(td):
