@@ -122,7 +122,7 @@ def train_config(plan: DemoPlan, seed: int, obs: str = "privileged") -> TrainCon
     steps = plan.steps or defaults.steps
     return defaults.replace(
         steps=steps,
-        learning_rate=plan.learning_rate or defaults.learning_rate,
+        learning_rate=defaults.learning_rate if plan.learning_rate is None else plan.learning_rate,
         alpha=defaults.alpha if plan.alpha is None else plan.alpha,
         seed=seed,
         checkpoint_every=min(defaults.checkpoint_every, steps),

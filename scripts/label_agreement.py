@@ -8,6 +8,8 @@ Every step of every episode of DATASET (a privileged-state dataset) goes through
 policy at batch size = episode length; an action dimension agrees when the policy's bin equals
 the recorded action's bin (`--bins`, the run's action bins). A policy that agrees everywhere
 here but fails in rollouts fails on states the demos do not hold (generalisation, not fit).
+Every step is passed as a first step, so a policy with observation history (W > 1) sees
+only the current state in its window: use it on W = 1 policies.
 """
 
 from __future__ import annotations
@@ -32,9 +34,10 @@ def main(argv=None) -> int:
     from tf_agents.trajectories import time_step as ts_lib
 
     from qtransformer.datasets import read_episodes
+    from qtransformer.eval.rollout import load_policy
     from qtransformer.model.tokenizer import ActionTokenizer
 
-    policy = tf.saved_model.load(args.policy)
+    policy = load_policy(args.policy)  # names the path if it is not an exported policy
     tokenizer = ActionTokenizer([-1.0] * 4, [1.0] * 4, args.bins)
     offsets, agree = [], []
     for episode in read_episodes(args.dataset):
