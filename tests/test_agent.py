@@ -152,6 +152,34 @@ def test_bc_loss_is_cross_entropy_of_dataset_bins():
     assert metrics["bc_accuracy"].numpy() == 1.0  # both data bins are the argmax
 
 
+def test_action_label_probs_by_hand():
+    from qtransformer.model.agent import action_label_probs
+
+    # A = 5, bin 2, sigma 1: Gaussian mass on the unit intervals around 0..4, by erf by hand:
+    # Phi(0.5) - Phi(-0.5) = 0.38292, Phi(1.5) - Phi(0.5) = 0.24173, Phi(2.5) - Phi(1.5) =
+    # 0.06060; inside [-0.5, 4.5]: 0.98758. Bin 0 at A = 3 is cut by the edge, renormalised.
+    probs = action_label_probs(tf.constant([2]), 5, 1.0).numpy()[0]
+    expected = np.array([0.06060, 0.24173, 0.38292, 0.24173, 0.06060]) / 0.98758
+    np.testing.assert_allclose(probs, expected, atol=1e-4)
+    edge = action_label_probs(tf.constant([0]), 3, 1.0).numpy()[0]  # mass 0.38292/0.24173/0.06060
+    np.testing.assert_allclose(edge, np.array([0.38292, 0.24173, 0.06060]) / 0.68525, atol=1e-4)
+
+
+def test_bc_loss_with_action_sigma_is_cross_entropy_of_the_smoothed_labels():
+    agent = toy_agent("bc", bc_action_sigma=1.0)
+    loss, _ = agent.loss_terms(batch(ROWS[:1]))
+    # Three bins, data bins 1 and 2: labels are the Gaussian masses of [-0.5, 0.5], [0.5, 1.5],
+    # [1.5, 2.5] around the bin, renormalised (values from the test above).
+    around_1 = np.array([0.24173, 0.38292, 0.24173]) / 0.86638
+    around_2 = np.array([0.06060, 0.24173, 0.38292]) / 0.68525
+
+    def ce(logits, p):
+        return float(-(p * (logits - np.log(np.exp(logits).sum()))).sum())
+
+    expected = (ce(np.array(T0[0]), around_1) + ce(np.array(T1[0, 1]), around_2)) / 2
+    np.testing.assert_allclose(loss.numpy(), expected, rtol=1e-4)
+
+
 def test_c51_distribution_targets():
     probs = np.zeros([1, 2, 2, 3], np.float32)
     probs[0, 1, 1] = [0.1, 0.6, 0.3]  # dim 1, bin 1 (greedy: q [0.2, 0.8])
@@ -314,3 +342,10 @@ def test_conservative_value_form_is_squared_error_of_expected_q():
 def test_conservative_form_is_checked():
     with pytest.raises(ValueError, match="conservative"):
         TrainConfig(conservative="huber")
+
+
+def test_bc_action_sigma_is_checked():
+    with pytest.raises(ValueError, match="bc loss only"):
+        TrainConfig(loss="hl_gauss", bc_action_sigma=1.0)
+    with pytest.raises(ValueError, match="bc_action_sigma"):
+        TrainConfig(loss="bc", bc_action_sigma=-1.0)

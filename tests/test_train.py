@@ -197,3 +197,6 @@ def test_cli_flags_override_config_file(tmp_path):
     assert (config_from_args(off).xla_decoder, config_from_args(off).use_xla) == (False, False)
     assert (config.model.head, config.model.num_layers, config.learning_rate) == ("full", 3, 0.01)
     assert config.data == TrainConfig().data  # untouched flags keep defaults
+    bc = parser.parse_args(["--dataset", "d", "--workdir", "w", "--loss", "bc", "--action-sigma",
+                            "1.5"])  # fmt: skip
+    assert config_from_args(bc).bc_action_sigma == 1.5

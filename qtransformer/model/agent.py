@@ -30,6 +30,9 @@ bc (behaviour cloning baseline): the same network built with one output per bin
 bins of each dimension; loss = mean_{b,i} -log softmax(logits(s, a_<i))[a_i], the
 teacher-forced autoregressive likelihood of the dataset's bins. No target network,
 no regulariser; the greedy policy then picks the most likely bin per dimension.
+`bc_action_sigma` > 0 replaces the one-hot label by an HL-Gauss distribution over the ordered
+bins (`action_label_probs`): neighbouring bins share the label, so the classifier learns that
+0.375 is nearer 0.5 than -1 (docs/stall.md measures what that does to success).
 """
 
 from __future__ import annotations
@@ -45,6 +48,18 @@ from qtransformer.model.network import QTransformerNetwork
 from qtransformer.model.policy import QTransformerPolicy
 from qtransformer.model.tokenizer import ActionTokenizer
 from qtransformer.training.config import CLASSIFICATION, TrainConfig
+
+
+def action_label_probs(bins: tf.Tensor, num_bins: int, sigma: float) -> tf.Tensor:
+    """[..., A] HL-Gauss labels over ordered action bins: N(bin, sigma^2), bin units.
+
+    The bins are unit-width intervals centred on 0..A-1, so this is `losses.hl_gauss_probs`
+    of y = bin on the support [-0.5, A - 0.5]. Example: A = 5, bin 2, sigma 1 ->
+    [0.061, 0.245, 0.388, 0.245, 0.061] (erf differences over the edges -0.5, 0.5, ..., 4.5,
+    renormalised by the mass inside [-0.5, 4.5]).
+    """
+    y = tf.cast(bins, tf.float32)
+    return losses.hl_gauss_probs(y, -0.5, num_bins - 0.5, num_bins, sigma)
 
 
 class QTransformerAgent(tf_agent.TFAgent):
@@ -176,7 +191,12 @@ class QTransformerAgent(tf_agent.TFAgent):
         bins = tf.cast(batch["action_bins"], tf.int32)
         logits = _apply(self._q_network, (batch["observation"], bins), training)
         if cfg.loss == "bc":
-            nll = tf.nn.sparse_softmax_cross_entropy_with_logits(labels=bins, logits=logits)
+            if cfg.bc_action_sigma > 0:
+                nll = losses.cross_entropy(
+                    logits, action_label_probs(bins, logits.shape[-1], cfg.bc_action_sigma)
+                )
+            else:
+                nll = tf.nn.sparse_softmax_cross_entropy_with_logits(labels=bins, logits=logits)
             accuracy = tf.cast(tf.argmax(logits, -1, output_type=tf.int32) == bins, tf.float32)
             loss = tf.reduce_mean(nll)
             return loss, {"bc_nll": loss, "bc_accuracy": tf.reduce_mean(accuracy)}

@@ -155,6 +155,9 @@ class TrainConfig:
         size and batch measured (docs/performance.md); the first call for each batch
         size compiles (seconds at the default size, ~30 s at the paper-like size on 2 CPU
         cores). `train --no-xla-decoder` turns it off.
+      bc_action_sigma: bc only. 0 (the default) trains on one-hot bins; s > 0 on an HL-Gauss
+        distribution over the ordered action bins, N(bin, s^2) in bin units integrated over
+        each bin, so that neighbouring bins share the label (docs/stall.md measures it).
     """
 
     data: DataConfig = dataclasses.field(default_factory=DataConfig)
@@ -178,6 +181,7 @@ class TrainConfig:
     strategy: str = "default"
     use_xla: bool = False
     xla_decoder: bool = True
+    bc_action_sigma: float = 0.0
 
     def __post_init__(self):
         if self.loss not in LOSSES:
@@ -186,6 +190,11 @@ class TrainConfig:
             raise ValueError(
                 f"config field conservative: {self.conservative!r}; "
                 f"valid: {', '.join(CONSERVATIVE_FORMS)}"
+            )
+        if self.loss != "bc" and self.bc_action_sigma > 0:
+            raise ValueError(
+                f"bc_action_sigma (--action-sigma) applies to the bc loss only; loss is "
+                f"{self.loss!r}"
             )
         _check_ranges(self, _TRAIN_RULES)
 
@@ -270,6 +279,7 @@ _TRAIN_RULES = {
     "eval_every": flags.nonneg_int,
     "eval_episodes": flags.positive_int,
     "seed": flags.seed,
+    "bc_action_sigma": flags.nonneg_float,
 }
 _WHERE = {"DataConfig": "data.", "ModelConfig": "model.", "TrainConfig": ""}
 

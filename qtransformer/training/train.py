@@ -101,6 +101,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help=f"dropout inside the transformer (default: {D.model.dropout})",
     )
     add(
+        "--action-sigma",
+        type=flags.nonneg_float,
+        help="bc: label the ordered action bins with a Gaussian of this width in bins, "
+        f"0 = one-hot (default: {D.bc_action_sigma})",
+    )
+    add(
         "--success-only",
         action="store_true",
         help="train on successful episodes only (with --loss bc: the bc_filtered baseline)",
@@ -211,6 +217,7 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
         or getattr(args, "v_max", None) is not None else None,
         image_shift=getattr(args, "image_shift", None),
         grad_clip=args.grad_clip, dropout=args.dropout,
+        bc_action_sigma=getattr(args, "action_sigma", None),
         success_only=True if args.success_only else None,
         history=getattr(args, "history", None),
     )  # fmt: skip
