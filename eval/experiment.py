@@ -40,6 +40,7 @@ cached runs. A run folder that another process is training is refused, naming it
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import os
 import sys
@@ -265,6 +266,25 @@ class _Runner:
     def __init__(self, dataset: Path, out: Path, cache: Path, base, args):
         self.dataset, self.out, self.cache, self.base, self.args = dataset, out, cache, base, args
 
+    @functools.cached_property
+    def protocol(self) -> dict:
+        """What a cached run must have been made on: the dataset's expert version and tail."""
+        from qtransformer.datasets.rlds_io import read_meta
+
+        recorded = read_meta(self.dataset).protocol
+        return {k: recorded.get(k) for k in _RECORDED}
+
+    def _cached(self, path: Path) -> dict:
+        """A cached run, refused (naming the file) if it was made on another protocol."""
+        curve = json.loads(path.read_text())
+        if curve.get("protocol") != self.protocol:
+            raise ValueError(
+                f"cached run {path} was made on protocol {curve.get('protocol')} (expert "
+                f"version, replay tail), the dataset {self.dataset} records {self.protocol}: "
+                f"pass another --cache (or remove the file) to re-run it"
+            )
+        return curve
+
     @classmethod
     def for_ablation(cls, dataset: Path, out: Path, cache: Path, val_episodes: int) -> _Runner:
         """The tuning runner of the ablation scripts: pick_place, TrainConfig(), 8000 steps."""
@@ -291,11 +311,11 @@ class _Runner:
     def _run(self, name, method, params, seed, eval_seed, episodes, evals) -> dict:
         path = self.cache / f"{name}.json"
         if path.exists():
-            return json.loads(path.read_text())
+            return self._cached(path)
         run_dir = self.out / "runs" / name
         output_lock.acquire(run_dir, temps=output_lock.WORKDIR_TEMPS)  # another process: refused
         if path.exists():  # finished by another process meanwhile
-            return json.loads(path.read_text())
+            return self._cached(path)
         every = max(1, self.args.steps // evals)
         t0 = time.time()
         if method == "cql_sac":
@@ -323,7 +343,7 @@ class _Runner:
             for step in steps
         ]  # fmt: skip
         curve = {"method": method, "params": params, "seed": seed, "eval_seed": eval_seed,
-                 "train_s": round(train_s, 1), "points": points}  # fmt: skip
+                 "train_s": round(train_s, 1), "points": points, "protocol": self.protocol}  # fmt: skip
         write_report(curve, path)
         return curve
 

@@ -22,10 +22,10 @@ Failure knobs (how Q-Transformer-style replay data looks: a few clean demos, man
   early_release_prob  per-episode probability that the expert opens the fingers 1-5 steps into
                       carrying and then only hovers (that episode almost always fails).
 
-Measured success of expert v2 (30 seeds each, `python` loop over make(seed=s) +
+Measured success of expert v3 (30 seeds each, `python` loop over make(seed=s) +
 expert_policy(seed=s, noise=...)): noise 0: 30/30 on lift, pick_place and stack (mean lengths
-9.1, 19.8, 16.8 steps); noise 0.3: lift 28/30, pick_place 21/30, stack 10/30 (v1: pick_place
-21/30 at 0.3).
+9.1, 19.8, 16.8 steps); noise 0.3: lift 30/30, pick_place 25/30, stack 20/30 (v2, closing with
++0.3: 28/30, 21/30, 10/30; v1: pick_place 21/30 at 0.3).
 """
 
 from __future__ import annotations
@@ -44,14 +44,19 @@ ALIGNED_XY = 0.008  # grip within this of the object (xy) counts as lined up for
 BETWEEN_FINGERS_XY = 0.015  # grip this close to the object's centre, at its height: close
 GRASP_LIFT = 0.004  # while closing, the grip point sits this far above the object's centre
 OVER_TARGET_XY = 0.01  # object within this of the target (xy) is lowered, not carried
-# Closing with +0.3, not +1: the finger target (14 mm) is still 5.5 mm inside a 4 cm object
-# (1.6 N per finger holds it easily), but Gaussian noise on a[3] below -0.3 lets go, as a loose
-# grasp would; that is what makes noisy replays fail (table in the module docstring).
-OPEN, CLOSE = -1.0, 0.3
-# Recorded in every dataset's metadata ("expert_version"): 2 is the Markov expert (every
-# decision a function of the current state); 1 counted GRASP_STEPS = 3 steps of closing and
-# RELEASE_STEPS = 3 of opening, a hidden counter no learner could see.
-VERSION = 2
+# Closing with +0.5, not +1: the finger target (10 mm) is 1 cm inside a 4 cm object, a firm
+# grasp, but Gaussian noise on a[3] below -0.5 lets go, as a loose grasp would; that is what
+# makes noisy replays fail (table in the module docstring). +0.5 is a bin centre of every
+# tokenizer with 4k + 1 bins (the default 17 among them), so a learner can say it exactly.
+# Expert v2 closed with +0.3, which 17 bins round to +0.25, a grip too weak to carry: the v2
+# expert with its actions rounded to 17 bins solved pick_place 96/100 and stack 80/100 (0.25
+# unrounded: 94 and 82); v3 rounded: 100/100 on both (docs/stall.md, "The grip").
+OPEN, CLOSE = -1.0, 0.5
+# Recorded in every dataset's metadata ("expert_version"): 3 closes with +0.5 (above); 2 is
+# the first Markov expert (every decision a function of the current state), closing with +0.3;
+# 1 counted GRASP_STEPS = 3 steps of closing and RELEASE_STEPS = 3 of opening, a hidden counter
+# no learner could see.
+VERSION = 3
 PHASES = ("approach", "descend", "grasp", "carry", "place", "release")
 
 

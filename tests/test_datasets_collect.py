@@ -80,7 +80,7 @@ def test_open_loop_replays_start_from_their_demo_and_replay_its_actions(tmp_path
     _, meta = load_dataset(path)
     assert meta.protocol == {
         "replay": "open_loop", "demo_fraction": 1 / 3, "noise": 0.2, "seed": 5,
-        "expert_version": 2, "replay_tail": "truncate",
+        "expert_version": 3, "replay_tail": "truncate",
     }  # fmt: skip
     assert [b.source for b in back] == ["expert"] * 2 + ["replay"] * 4
     demos = back[:2]

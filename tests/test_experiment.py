@@ -46,7 +46,7 @@ def test_t_interval_by_hand():
     assert t_interval([0.7]) == (0.7, 0.7)
 
 
-def test_experiment_quick_writes_results_and_plot(tmp_path):
+def test_experiment_quick_writes_results_and_plot(tmp_path, capsys):
     results = tmp_path / "results.json"
     # One method keeps it short: 2 tuning runs (--quick searches 2 entries) + 2 test seeds.
     args = ["experiment", "--quick", "--methods", "bc_filtered", "--seeds", "2"]
@@ -77,6 +77,14 @@ def test_experiment_quick_writes_results_and_plot(tmp_path):
     assert json.loads(results.read_text())["methods"] == data["methods"]
     assert data["round"] == 2 and data["data_size"] == {"episodes": 12, "demos": 1}
     assert data["model_size"]["embed_dim"] == 64
+    # Each cached run records the dataset's protocol; one made on another expert is refused.
+    cached = sorted((tmp_path / "exp" / "curves").glob("test_*.json"))[0]
+    run = json.loads(cached.read_text())
+    assert run["protocol"] == {"expert_version": 3, "replay_tail": "truncate"}
+    cached.write_text(json.dumps({**run, "protocol": {**run["protocol"], "expert_version": 2}}))
+    code = cli.main([*args, "--out", str(tmp_path / "exp"), "--results", str(results)])
+    assert code != 0
+    assert f"cached run {cached}" in capsys.readouterr().err
 
 
 def test_sweep_seeds_and_chosen_from(tmp_path):
