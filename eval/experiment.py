@@ -343,7 +343,8 @@ class _Runner:
             for step in steps
         ]  # fmt: skip
         curve = {"method": method, "params": params, "seed": seed, "eval_seed": eval_seed,
-                 "train_s": round(train_s, 1), "points": points, "protocol": self.protocol}  # fmt: skip
+                 "train_s": round(train_s, 1), "points": points,
+                 "protocol": self.protocol}  # fmt: skip
         write_report(curve, path)
         return curve
 
