@@ -200,3 +200,7 @@ def test_cli_flags_override_config_file(tmp_path):
     bc = parser.parse_args(["--dataset", "d", "--workdir", "w", "--loss", "bc", "--action-sigma",
                             "1.5"])  # fmt: skip
     assert config_from_args(bc).bc_action_sigma == 1.5
+    assert TrainConfig().bc_action_sigma == 1.0  # the measured default (docs/stall.md)
+    wrong = parser.parse_args(["--dataset", "d", "--workdir", "w", "--action-sigma", "1"])
+    with pytest.raises(ValueError, match="--loss bc only"):
+        config_from_args(wrong)  # the default loss is hl_gauss

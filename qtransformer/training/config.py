@@ -155,9 +155,11 @@ class TrainConfig:
         size and batch measured (docs/performance.md); the first call for each batch
         size compiles (seconds at the default size, ~30 s at the paper-like size on 2 CPU
         cores). `train --no-xla-decoder` turns it off.
-      bc_action_sigma: bc only. 0 (the default) trains on one-hot bins; s > 0 on an HL-Gauss
-        distribution over the ordered action bins, N(bin, s^2) in bin units integrated over
-        each bin, so that neighbouring bins share the label (docs/stall.md measures it).
+      bc_action_sigma: bc only (the other losses ignore it). The width, in bins, of the
+        HL-Gauss label over the ordered action bins, N(bin, s^2) integrated over each bin, so
+        that neighbouring bins share the label. 1 (the default) was chosen on validation
+        episodes: on 40 clean demos it took BC from 84% to 98% on pick_place and from 49% to
+        100% on stack (docs/stall.md, "Ordered action labels"); 0 trains on one-hot bins.
     """
 
     data: DataConfig = dataclasses.field(default_factory=DataConfig)
@@ -181,7 +183,7 @@ class TrainConfig:
     strategy: str = "default"
     use_xla: bool = False
     xla_decoder: bool = True
-    bc_action_sigma: float = 0.0
+    bc_action_sigma: float = 1.0
 
     def __post_init__(self):
         if self.loss not in LOSSES:
@@ -190,11 +192,6 @@ class TrainConfig:
             raise ValueError(
                 f"config field conservative: {self.conservative!r}; "
                 f"valid: {', '.join(CONSERVATIVE_FORMS)}"
-            )
-        if self.loss != "bc" and self.bc_action_sigma > 0:
-            raise ValueError(
-                f"bc_action_sigma (--action-sigma) applies to the bc loss only; loss is "
-                f"{self.loss!r}"
             )
         _check_ranges(self, _TRAIN_RULES)
 

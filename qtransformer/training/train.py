@@ -103,7 +103,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add(
         "--action-sigma",
         type=flags.nonneg_float,
-        help="bc: label the ordered action bins with a Gaussian of this width in bins, "
+        help="bc only: label the ordered action bins with a Gaussian of this width in bins, "
         f"0 = one-hot (default: {D.bc_action_sigma})",
     )
     add(
@@ -200,6 +200,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def config_from_args(args: argparse.Namespace) -> TrainConfig:
     """TrainConfig from --config (or defaults) with the explicitly given flags on top."""
     config = TrainConfig.from_file(args.config) if args.config else TrainConfig()
+    loss = args.loss or config.loss
+    if getattr(args, "action_sigma", None) is not None and loss != "bc":
+        raise ValueError(f"--action-sigma applies to --loss bc only; the loss is {loss!r}")
     return config.replace(
         loss=args.loss, steps=args.steps, batch_size=args.batch_size,
         action_bins=args.action_bins, value_bins=args.value_bins, embed_dim=args.embed_dim,
