@@ -198,6 +198,21 @@ def test_unseen_average_excludes_taken_bin():
     assert targets.unseen_average(per_bin, tf.constant([[1]])).numpy() == pytest.approx(2.5)
 
 
+def test_unseen_weights_spare_the_data_bins_neighbours():
+    # sigma 1, data bin 2 of 6: offsets -2..3 -> 1 - exp(-o^2 / 2) by hand
+    by_hand = [1 - np.exp(-2.0), 1 - np.exp(-0.5), 0.0, 1 - np.exp(-0.5), 1 - np.exp(-2.0),
+               1 - np.exp(-4.5)]  # fmt: skip
+    weights = targets.unseen_weights(tf.constant([[2]]), 6, 1.0).numpy()[0, 0]
+    np.testing.assert_allclose(weights, by_hand, atol=1e-6)
+    np.testing.assert_allclose(weights[3:], [0.393469, 0.864665, 0.988891], atol=1e-6)
+    np.testing.assert_array_equal(targets.unseen_weights(tf.constant([[2]]), 4).numpy(),
+                                  [[[1, 1, 0, 1]]])  # fmt: skip
+    # the weighted mean: (1 * w0 + 2 * w1 + 4 * w2) / 2 with bin 1 taken, sigma 1
+    per_bin = tf.constant([[[1.0, 2.0, 4.0]]])
+    weighted = targets.unseen_average(per_bin, tf.constant([[1]]), 1.0).numpy()
+    assert weighted == pytest.approx((1.0 + 4.0) * (1 - np.exp(-0.5)) / 2, rel=1e-6)
+
+
 def test_unseen_cross_entropy_by_hand_and_against_the_log_softmax_form():
     # One (b, d), A = 2 bins, V = 2 value bins, p = (1, 0): CE_a = log(e^l0 + e^l1) - l0.
     logits = tf.constant([[[[0.0, 0.0], [1.0, 3.0]]]])  # bin 0: [0, 0]; bin 1: [1, 3]
@@ -216,6 +231,11 @@ def test_unseen_cross_entropy_by_hand_and_against_the_log_softmax_form():
         slow = targets.unseen_average(losses.cross_entropy(logits, probs), bins)
     np.testing.assert_allclose(fast.numpy(), reference.numpy(), rtol=1e-5)
     np.testing.assert_allclose(tape.gradient(fast, logits), tape.gradient(slow, logits), atol=1e-6)
+    # With neighbour-sparing weights (sigma 1.5) the same identity holds.
+    weighted = targets.unseen_average(losses.cross_entropy(logits, probs), bins, 1.5)
+    fast = targets.unseen_cross_entropy(logits, bins, probs, 1.5)
+    np.testing.assert_allclose(fast.numpy(), weighted.numpy(), rtol=1e-5)
+    assert weighted.numpy() < reference.numpy()  # every weight <= 1, neighbours < 1
 
 
 @pytest.mark.parametrize("loss", ["hl_gauss", "two_hot", "c51", "mse"])

@@ -231,12 +231,15 @@ class QTransformerAgent(tf_agent.TFAgent):
                 model.value_bins,
                 cfg.sigma_ratio,
             )  # fmt: skip  [V], broadcast over [B, D, A]
+            sigma = cfg.conservative_sigma
             if before:
-                cons = targets.unseen_average(losses.cross_entropy(logits, p_min), bins)
+                cons = targets.unseen_average(losses.cross_entropy(logits, p_min), bins, sigma)
             else:
-                cons = targets.unseen_cross_entropy(logits, bins, p_min)
+                cons = targets.unseen_cross_entropy(logits, bins, p_min, sigma)
         else:  # the MSE losses, and the "value" form: squared error of Q against v_min
-            cons = targets.unseen_average(losses.mse(q_all, model.v_min), bins)
+            cons = targets.unseen_average(
+                losses.mse(q_all, model.v_min), bins, cfg.conservative_sigma
+            )
         loss = td + cfg.alpha * cons
         metrics = {
             "td_loss": td,

@@ -134,6 +134,9 @@ class TrainConfig:
         HL-Gauss/two-hot distribution of v_min) or "value" (0.5 (Q - v_min)^2 on the
         expected value Q, the squared-error form the MSE losses always use). An ablation knob
         for the HL-Gauss vs MSE gap (docs/benchmark.md); MSE losses ignore it.
+      conservative_sigma: 0 (the default) pushes every bin but the data's alike; s > 0 (in
+        bins) weights bin a by 1 - exp(-(a - a_data)^2 / (2 s^2)), so the data's neighbours,
+        nearly the same action, are pushed down less (`targets.unseen_weights`).
       mc_lower_bound: clip TD targets from below by the Monte-Carlo return.
       sigma_ratio: HL-Gauss sigma in bin widths (paper: 0.75).
       target_update_tau: Polyak rate of the target network (1.0 = copy).
@@ -170,6 +173,7 @@ class TrainConfig:
     grad_clip: float = 0.0
     alpha: float = 1.0
     conservative: str = "distribution"
+    conservative_sigma: float = 0.0
     mc_lower_bound: bool = True
     sigma_ratio: float = 0.75
     target_update_tau: float = 0.005
@@ -277,6 +281,7 @@ _TRAIN_RULES = {
     "eval_episodes": flags.positive_int,
     "seed": flags.seed,
     "bc_action_sigma": flags.nonneg_float,
+    "conservative_sigma": flags.nonneg_float,
 }
 _WHERE = {"DataConfig": "data.", "ModelConfig": "model.", "TrainConfig": ""}
 

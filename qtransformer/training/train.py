@@ -101,6 +101,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help=f"dropout inside the transformer (default: {D.model.dropout})",
     )
     add(
+        "--conservative-sigma",
+        type=flags.nonneg_float,
+        help="Q-learners: push the data's neighbouring action bins down less, weight 1 - "
+        f"exp(-offset^2 / (2 s^2)), 0 = all alike (default: {D.conservative_sigma})",
+    )
+    add(
         "--action-sigma",
         type=flags.nonneg_float,
         help="bc only: label the ordered action bins with a Gaussian of this width in bins, "
@@ -221,6 +227,7 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
         image_shift=getattr(args, "image_shift", None),
         grad_clip=args.grad_clip, dropout=args.dropout,
         bc_action_sigma=getattr(args, "action_sigma", None),
+        conservative_sigma=getattr(args, "conservative_sigma", None),
         success_only=True if args.success_only else None,
         history=getattr(args, "history", None),
     )  # fmt: skip
