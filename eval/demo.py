@@ -49,9 +49,10 @@ class DemoPlan:
 
 
 # The full demo trains HL-Gauss as the benchmark's round two chose it on validation seeds
-# (docs/benchmark.md#round-two: round one's learning rate 1e-3, alpha 10 of 0.01..10). On the
-# demo's own datasets of seeds 0-2 it gave 52, 52, 52% (a later fresh-clone seed-0 run: 40%)
-# where TrainConfig's defaults (3e-4, alpha 1) gave 28-66% over six runs.
+# (docs/benchmark.md#round-two: round one's learning rate 1e-3, alpha 10 of 0.01..10; chosen on
+# expert v2). On the demo's own datasets of seeds 0-2 it gave 52, 52, 52% with expert v2 (a
+# later fresh-clone seed-0 run: 40%), where TrainConfig's defaults (3e-4, alpha 1) gave 28-66%
+# over six runs; with expert v3, 62, 72, 50%.
 FULL = DemoPlan(
     episodes=500, steps=None, eval_episodes=50, eval_every=1000, train_eval_episodes=20,
     learning_rate=1e-3, alpha=10.0,
