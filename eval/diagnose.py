@@ -88,7 +88,7 @@ def diagnose(workdir, dataset, *, episodes=50, train_dataset=None, k=10, batch_s
         raise FileNotFoundError(f"{config_path} not found: --workdir must be a `train` workdir")
     config = TrainConfig.from_file(config_path)
     _check_loss(config, f"{config_path}: ")
-    recorded = _recorded_spec(workdir).get("dataset")
+    recorded = recorded_spec(workdir).get("dataset")
     if train_dataset is None and recorded and Path(recorded).is_dir():
         train_dataset = recorded  # the dataset `train` recorded in WORKDIR/dataset_spec.json
     probe = HeldOutProbe(dataset, config, episodes=episodes, train_dataset=train_dataset, k=k)
@@ -178,7 +178,7 @@ class HeldOutProbe:
         writer.flush()
 
 
-def _recorded_spec(workdir: Path) -> dict:
+def recorded_spec(workdir: Path) -> dict:
     """WORKDIR/dataset_spec.json as `train` wrote it (dataset, vocabulary, ...), or {}."""
     import json
 
@@ -210,7 +210,7 @@ def restore_agent(workdir: Path, meta, config):
     train_step = tf.Variable(0, dtype=tf.int64, trainable=False, name="train_step")
     agent = QTransformerAgent(
         time_step_spec, action_spec, config,
-        _recorded_spec(workdir).get("vocabulary") or word_vocabulary(meta.instructions),
+        recorded_spec(workdir).get("vocabulary") or word_vocabulary(meta.instructions),
         train_step_counter=train_step,
     )  # fmt: skip
     checkpoint = tf.train.Checkpoint(agent=agent, train_step=train_step)

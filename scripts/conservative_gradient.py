@@ -67,7 +67,7 @@ from qtransformer.model.network import word_vocabulary
 from qtransformer.training import value_range
 from qtransformer.training.config import TrainConfig
 from qtransformer.training.data import make_transition_dataset
-from qtransformer.training.train import _state_statistics
+from qtransformer.training.train import state_statistics
 
 LOSSES = ("hl_gauss", "two_hot", "c51", "mse")
 
@@ -251,7 +251,7 @@ def main() -> int:
         results.append(row)
         print(json.dumps(row), flush=True)
 
-    stats = _state_statistics(args.dataset, base)  # the same data config for every loss
+    stats = state_statistics(args.dataset, base)  # the same data config for every loss
     for loss in filter(None, args.losses.split(",")):
         config, _ = value_range.resolve(base.replace(loss=loss), args.dataset)
         for seed in range(args.seed, args.seed + args.fresh_seeds):

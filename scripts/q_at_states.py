@@ -56,13 +56,13 @@ def q_of(workdir: Path, probes: dict) -> dict:
     import tensorflow as tf
 
     from qtransformer.datasets import read_meta
-    from qtransformer.eval.diagnose import _recorded_spec, restore_agent
+    from qtransformer.eval.diagnose import recorded_spec, restore_agent
     from qtransformer.model import targets
     from qtransformer.model.tokenizer import ActionTokenizer
     from qtransformer.training.config import TrainConfig
 
     config = TrainConfig.from_file(workdir / "config.json")
-    meta = read_meta(_recorded_spec(workdir)["dataset"])
+    meta = read_meta(recorded_spec(workdir)["dataset"])
     agent, step = restore_agent(workdir, meta, config)
     tokenizer = ActionTokenizer(meta.action_low, meta.action_high, config.data.action_bins)
     report = {"loss": config.loss, "step": step}

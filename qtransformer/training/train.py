@@ -348,7 +348,7 @@ def train(
     if note:
         (log or print)(note)
     time_step_spec, action_spec = policy_specs(meta)
-    state_stats = _state_statistics(dataset_dir, config)
+    state_stats = state_statistics(dataset_dir, config)
     with strategy.scope():
         train_step = train_utils.create_train_step()
         agent = QTransformerAgent(
@@ -423,7 +423,7 @@ def train(
     return metrics
 
 
-def _state_statistics(dataset_dir, config: TrainConfig, batches: int = 20) -> tuple:
+def state_statistics(dataset_dir, config: TrainConfig, batches: int = 20) -> tuple:
     """Per-feature (mean, std) [S] of observation states over the first `batches` batches
     (every step of each window, with observation history).
 
