@@ -204,3 +204,7 @@ def test_cli_flags_override_config_file(tmp_path):
     wrong = parser.parse_args(["--dataset", "d", "--workdir", "w", "--action-sigma", "1"])
     with pytest.raises(ValueError, match="--loss bc only"):
         config_from_args(wrong)  # the default loss is hl_gauss
+    wrong = parser.parse_args(["--dataset", "d", "--workdir", "w", "--loss", "bc",
+                               "--conservative-sigma", "1"])  # fmt: skip
+    with pytest.raises(ValueError, match="bc has no regulariser"):
+        config_from_args(wrong)

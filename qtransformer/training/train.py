@@ -209,6 +209,8 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
     loss = args.loss or config.loss
     if getattr(args, "action_sigma", None) is not None and loss != "bc":
         raise ValueError(f"--action-sigma applies to --loss bc only; the loss is {loss!r}")
+    if getattr(args, "conservative_sigma", None) is not None and loss == "bc":
+        raise ValueError("--conservative-sigma applies to the Q-learners; bc has no regulariser")
     return config.replace(
         loss=args.loss, steps=args.steps, batch_size=args.batch_size,
         action_bins=args.action_bins, value_bins=args.value_bins, embed_dim=args.embed_dim,
