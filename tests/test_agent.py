@@ -140,6 +140,49 @@ def test_mse_loss_by_hand():
     np.testing.assert_allclose(loss.numpy(), td + 0.5 * cons, rtol=1e-5)
 
 
+def test_td_sigma_trains_the_neighbours_towards_the_target_by_hand():
+    # Weights exp(-o^2 / 2) at sigma 1: the complement of the conservative weights.
+    w = targets.neighbour_weights(tf.constant([[2]]), 5, 1.0).numpy()[0, 0]
+    np.testing.assert_allclose(w, [np.exp(-2.0), np.exp(-0.5), 1.0, np.exp(-0.5), np.exp(-2.0)],
+                               atol=1e-6)  # fmt: skip
+    np.testing.assert_array_equal(targets.neighbour_weights(tf.constant([[1]]), 3, 0.0).numpy(),
+                                  [[[0, 1, 0]]])  # fmt: skip
+    agent = toy_agent(alpha=0.5, td_sigma=1.0)
+    loss, metrics = agent.loss_terms(batch(ROWS[:1]))
+    # Row 0, data bins (1, 2), targets 0.7 and 0.81 for every bin of each position.
+    # Pos 0, Q(0, .) = 0.1, 0.5, 0.3, weights e^-0.5, 1, e^-0.5.
+    # Pos 1, Q(0, 1, .) = 0.6, 0.3, 0.7, weights e^-2, e^-0.5, 1.
+    e1, e2 = np.exp(-0.5), np.exp(-2.0)
+    pos0 = 0.5 * (e1 * 0.6**2 + 0.2**2 + e1 * 0.4**2)
+    pos1 = 0.5 * (e2 * 0.21**2 + e1 * 0.51**2 + 0.11**2)
+    np.testing.assert_allclose(metrics["td_loss"].numpy(), (pos0 + pos1) / 2, rtol=1e-5)
+    # The conservative term is untouched (conservative_sigma 0), as in the test above.
+    cons = (0.5 * (0.1**2 + 0.3**2) / 2 + 0.5 * (0.6**2 + 0.3**2) / 2) / 2
+    np.testing.assert_allclose(metrics["conservative"].numpy(), cons, rtol=1e-5)
+    np.testing.assert_allclose(loss.numpy(), (pos0 + pos1) / 2 + 0.5 * cons, rtol=1e-5)
+
+
+def test_td_sigma_classification_by_the_full_cross_entropy():
+    # HL-Gauss on the table's two-hot logits: the TD term is sum_a w_a CE(logits_a, p_y),
+    # averaged over positions; sigma -> 0 gives back the data bin's CE alone.
+    agent = toy_agent("hl_gauss", value_bins=11, td_sigma=1.0)
+    plain = toy_agent("hl_gauss", value_bins=11)
+    rows = batch(ROWS[:2])
+    _, spread = agent.loss_terms(rows)
+    _, alone = plain.loss_terms(rows)
+    bins = rows["action_bins"]
+    logits = agent.q_network((rows["observation"], bins))[0]
+    model = agent._config.model
+    y = agent.td_targets(rows)
+    p_y = losses.target_probs("hl_gauss", y, *model.value_support(), 11, 0.75)
+    ce = losses.cross_entropy(logits, p_y[:, :, None, :]).numpy()  # [B, D, A]
+    w = np.exp(-((np.arange(3)[None, None] - bins.numpy()[..., None]) ** 2) / 2.0)
+    np.testing.assert_allclose(spread["td_loss"].numpy(), (w * ce).sum(-1).mean(), rtol=1e-5)
+    taken = np.take_along_axis(ce, bins.numpy()[..., None], -1)[..., 0].mean()
+    np.testing.assert_allclose(alone["td_loss"].numpy(), taken, rtol=1e-5)
+    assert spread["td_loss"].numpy() > alone["td_loss"].numpy()  # neighbours add their CE
+
+
 def test_bc_loss_is_cross_entropy_of_dataset_bins():
     agent = toy_agent("bc", bc_action_sigma=0.0)  # one-hot labels
     loss, metrics = agent.loss_terms(batch(ROWS[:1]))

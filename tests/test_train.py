@@ -208,3 +208,9 @@ def test_cli_flags_override_config_file(tmp_path):
                                "--conservative-sigma", "1"])  # fmt: skip
     with pytest.raises(ValueError, match="bc has no regulariser"):
         config_from_args(wrong)
+    td = parser.parse_args(["--dataset", "d", "--workdir", "w", "--td-sigma", "0.5"])
+    assert (config_from_args(td).td_sigma, TrainConfig().td_sigma) == (0.5, 0.0)
+    wrong = parser.parse_args(["--dataset", "d", "--workdir", "w", "--loss", "bc",
+                               "--td-sigma", "1"])  # fmt: skip
+    with pytest.raises(ValueError, match="bc has no TD term"):
+        config_from_args(wrong)

@@ -213,16 +213,26 @@ class QTransformerAgent(tf_agent.TFAgent):
         cfg, model = self._config, self._config.model
         before = self._loss_as_before
         q_all = None
-        if before or cfg.loss not in CLASSIFICATION or cfg.conservative == "value":
+        spread = cfg.td_sigma > 0  # the TD term also trains the data's neighbouring bins
+        if before or spread or cfg.loss not in CLASSIFICATION or cfg.conservative == "value":
             q_all = self._q_values(logits)  # [B, D, A]: the conservative term needs all
             q_taken = targets.taken(q_all, bins)
         else:  # Q of the data's bins only: [B, D, V] logits instead of [B, D, A, V]
             q_taken = self._q_values(targets.taken(logits, bins))
         if cfg.loss in ("mse", "mse_linear"):
-            td = tf.reduce_mean(losses.mse(q_taken, y_bounded))
+            if spread:  # sum_a w_a l_a, w = 1 at the data's bin (targets.neighbour_weights)
+                per_bin = losses.mse(q_all, y_bounded[..., tf.newaxis])
+            else:
+                td = tf.reduce_mean(losses.mse(q_taken, y_bounded))
         else:
             p_y = self._target_distribution(cfg, t_out, q_t, batch, y, y_bounded)
-            td = tf.reduce_mean(losses.cross_entropy(targets.taken(logits, bins), p_y))
+            if spread:
+                per_bin = losses.cross_entropy(logits, p_y[..., tf.newaxis, :])
+            else:
+                td = tf.reduce_mean(losses.cross_entropy(targets.taken(logits, bins), p_y))
+        if spread:
+            w = targets.neighbour_weights(bins, logits.shape[2], cfg.td_sigma)
+            td = tf.reduce_mean(tf.reduce_sum(w * per_bin, axis=-1))
         if cfg.loss in CLASSIFICATION and cfg.conservative == "distribution":
             p_min = losses.target_probs(
                 "two_hot" if cfg.loss == "c51" else cfg.loss,

@@ -89,6 +89,16 @@ def unseen_weights(bins: tf.Tensor, num_bins: int, sigma: float = 0.0) -> tf.Ten
     return 1.0 - tf.exp(-tf.square(offset) / (2.0 * sigma**2))
 
 
+def neighbour_weights(bins: tf.Tensor, num_bins: int, sigma: float) -> tf.Tensor:
+    """[B, D, A] weight of each bin in the TD term: exp(-(a - a_data)^2 / (2 sigma^2)).
+
+    1 at the data's bin; sigma = 0: the data's bin alone (one-hot). The complement of
+    `unseen_weights`: with the same sigma, a bin's TD weight and conservative weight add to 1.
+    Example, sigma = 1: offsets 0, 1, 2, 3 -> 1, 0.607, 0.135, 0.011.
+    """
+    return 1.0 - unseen_weights(bins, num_bins, sigma)
+
+
 def unseen_average(per_bin: tf.Tensor, bins: tf.Tensor, sigma: float = 0.0) -> tf.Tensor:
     """Mean of per_bin [B, D, A] over the A-1 bins NOT taken in the data, then over B, D.
 

@@ -139,6 +139,10 @@ class TrainConfig:
         nearly the same action, are pushed down less (`targets.unseen_weights`). An ablation
         knob, a negative result (docs/stall.md): s = 1 gave HL-Gauss on 40 clean demos 87.0% on
         test episodes as s = 0 did, and 59% against 61% on the demo's noisy data (3 seeds).
+      td_sigma: 0 (the default) trains the data's bin alone towards the TD target; s > 0 (in
+        bins) also trains bin a towards it with weight exp(-(a - a_data)^2 / (2 s^2))
+        (`targets.neighbour_weights`): a prior that neighbouring actions have about the same
+        value, the Q-learners' counterpart of BC's ordered labels (`bc_action_sigma`).
       mc_lower_bound: clip TD targets from below by the Monte-Carlo return.
       sigma_ratio: HL-Gauss sigma in bin widths (paper: 0.75).
       target_update_tau: Polyak rate of the target network (1.0 = copy).
@@ -176,6 +180,7 @@ class TrainConfig:
     alpha: float = 1.0
     conservative: str = "distribution"
     conservative_sigma: float = 0.0
+    td_sigma: float = 0.0
     mc_lower_bound: bool = True
     sigma_ratio: float = 0.75
     target_update_tau: float = 0.005
@@ -284,6 +289,7 @@ _TRAIN_RULES = {
     "seed": flags.seed,
     "bc_action_sigma": flags.nonneg_float,
     "conservative_sigma": flags.nonneg_float,
+    "td_sigma": flags.nonneg_float,
 }
 _WHERE = {"DataConfig": "data.", "ModelConfig": "model.", "TrainConfig": ""}
 

@@ -107,6 +107,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         f"exp(-offset^2 / (2 s^2)), 0 = all alike (default: {D.conservative_sigma})",
     )
     add(
+        "--td-sigma",
+        type=flags.nonneg_float,
+        help="Q-learners: also train the data's neighbouring action bins towards the TD "
+        f"target, weight exp(-offset^2 / (2 s^2)), 0 = the data's bin alone (default: "
+        f"{D.td_sigma})",
+    )
+    add(
         "--action-sigma",
         type=flags.nonneg_float,
         help="bc only: label the ordered action bins with a Gaussian of this width in bins, "
@@ -211,6 +218,8 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
         raise ValueError(f"--action-sigma applies to --loss bc only; the loss is {loss!r}")
     if getattr(args, "conservative_sigma", None) is not None and loss == "bc":
         raise ValueError("--conservative-sigma applies to the Q-learners; bc has no regulariser")
+    if getattr(args, "td_sigma", None) is not None and loss == "bc":
+        raise ValueError("--td-sigma applies to the Q-learners; bc has no TD term")
     return config.replace(
         loss=args.loss, steps=args.steps, batch_size=args.batch_size,
         action_bins=args.action_bins, value_bins=args.value_bins, embed_dim=args.embed_dim,
@@ -230,6 +239,7 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
         grad_clip=args.grad_clip, dropout=args.dropout,
         bc_action_sigma=getattr(args, "action_sigma", None),
         conservative_sigma=getattr(args, "conservative_sigma", None),
+        td_sigma=getattr(args, "td_sigma", None),
         success_only=True if args.success_only else None,
         history=getattr(args, "history", None),
     )  # fmt: skip
