@@ -35,13 +35,4 @@ for task in $TASKS; do
     done
   done
 done
-python - "$OUT" <<'PY'
-import json, sys
-from pathlib import Path
-print("| run (report) | success [Wilson 95%] |")
-print("|---|---|")
-for p in sorted(Path(sys.argv[1]).glob("*/eval*.json")):
-    r = json.loads(p.read_text())
-    lo, hi = r["success_ci95"]
-    print(f"| {p.parent.name} ({p.stem}) | {r['success_rate']:.2f} [{lo:.2f}, {hi:.2f}] |")
-PY
+python "$(dirname "$0")/success_table.py" "$OUT" '*/eval*.json'

@@ -24,13 +24,4 @@ for seed in $SEEDS; do
   qtransformer eval --policy "$run/policy" --task pick_place --episodes 50 --seed "$seed" \
     --report "$run/eval.json" --no-progress
 done
-python - "$OUT" <<'PY'
-import json, sys
-from pathlib import Path
-print("| run | success [Wilson 95%] |")
-print("|---|---|")
-for p in sorted(Path(sys.argv[1]).glob("*/eval.json")):
-    r = json.loads(p.read_text())
-    lo, hi = r["success_ci95"]
-    print(f"| {p.parent.name} | {r['successes']}/{r['episodes']} = {r['success_rate']:.2f} [{lo:.2f}, {hi:.2f}] |")
-PY
+python "$(dirname "$0")/success_table.py" "$OUT" '*/eval.json'
