@@ -456,6 +456,12 @@ def plot_results(results: dict, stem: Path) -> None:
     plot_tuning(results.get("tuning", {}), Path(f"{stem}_tuning.png"))
 
 
+def seeds_label(counts: set[int]) -> str:
+    """'3 training seeds', '1 training seed', or '1-3 training seeds' for a partial sweep."""
+    lo, hi = min(counts), max(counts)
+    return f"{hi if lo == hi else f'{lo}-{hi}'} training seed{'s' * (hi > 1)}"
+
+
 def plot_tuning(tuning: dict, path: Path) -> None:
     """Validation success against each method's tuned knob: seed mean, seeds as dots."""
     import matplotlib
@@ -472,18 +478,19 @@ def plot_tuning(tuning: dict, path: Path) -> None:
         return
     fig, axes = plt.subplots(1, len(by_knob), figsize=(6 * len(by_knob), 4.2), squeeze=False)
     for ax, (knob, methods) in zip(axes[0], sorted(by_knob.items()), strict=True):
+        counts = set()  # training seeds per point: partial sweeps mix 1 and 3
         for method in methods:
             entry = tuning[method]
             x = [params[knob] for params in entry["grid"]]
             seeds = entry.get("sweep", {}).get("validation_success")
             seeds = seeds or [[v] for v in entry["validation_success"]]
+            counts.update(len(v) for v in seeds)
             line = ax.plot(x, [np.mean(v) for v in seeds], marker="o", label=method)[0]
             for xi, values in zip(x, seeds, strict=True):
                 ax.scatter([xi] * len(values), values, color=line.get_color(), s=10, alpha=0.5)
         if knob != "dropout":
             ax.set_xscale("log")
-        n = max(len(tuning[m].get("sweep", {}).get("seeds", [0])) for m in methods)
-        title = f"success vs {knob} ({n} training seed{'s' * (n > 1)}: mean, seeds as dots)"
+        title = f"success vs {knob} ({seeds_label(counts)}: mean, seeds as dots)"
         ax.set(xlabel=knob, ylabel="validation success", ylim=(0, 1), title=title)
         ax.legend(fontsize=8)
     fig.tight_layout()

@@ -70,3 +70,11 @@ def test_plot_errors_name_the_problem(tmp_path, capsys):
     (tmp_path / "r.json").write_text(json.dumps({"x": 1}))
     with pytest.raises(ValueError, match="r.json"):
         metrics.read_report(tmp_path / "r.json")
+
+
+def test_tuning_plot_title_counts_the_seeds_each_point_has():
+    from qtransformer.eval.experiment import seeds_label
+
+    assert seeds_label({3}) == "3 training seeds"
+    assert seeds_label({1}) == "1 training seed"
+    assert seeds_label({1, 3}) == "1-3 training seeds"  # a sweep that is still running
