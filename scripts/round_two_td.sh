@@ -16,6 +16,6 @@ mkdir -p "$OUT"
 if [ -d "$MAIN_DATASET" ] && [ ! -e "$OUT/dataset" ]; then
   ln -s "$(realpath "$MAIN_DATASET")" "$OUT/dataset"
 fi
-echo '{"td_sigma": 1.0, "conservative_sigma": 1.0}' > "$OUT/td1cs1.json"
+echo '{"td_sigma": 1.0, "conservative_sigma": 1.0}' > "$OUT.td1cs1.json"  # inputs live outside OUT
 qtransformer experiment --task pick_place --out "$OUT" --cache "$CACHE" --results "$RESULTS" \
-  --methods hl_gauss --config "$OUT/td1cs1.json"
+  --methods hl_gauss --config "$OUT.td1cs1.json"
