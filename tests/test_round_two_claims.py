@@ -52,3 +52,15 @@ def test_mixed_configurations_are_refused(tmp_path):
          "points": [{"step": 2000, "success_rate": 0.5}]}))  # fmt: skip
     with pytest.raises(ValueError, match="mse has test runs of 2 configurations"):
         claims.load_rates(tmp_path)
+
+
+def test_non_inferiority_margin_by_hand(tmp_path):
+    # Pre-registered rule (docs/stall.md section 8): variant >= HL-Gauss - 0.05.
+    write_runs(tmp_path, "hl_gauss", [[0.7, 0.6], [0.7, 0.6]])
+    rates = claims.load_rates(tmp_path)
+    rates["hl_gauss_td1cs1"] = np.array([[0.66, 0.50], [0.66, 0.50]])
+    row = {r["claim"]: r for r in claims.claims(rates)}["HL-Gauss td 1, cs 1 >= HL-Gauss - 0.05"]
+    assert row["peak"]["value"] == pytest.approx(0.66 - 0.7)  # -0.04: within the margin
+    assert row["peak"]["holds"] and row["peak"]["interval_clears"]  # identical seeds: no spread
+    assert row["final"]["value"] == pytest.approx(0.50 - 0.6)  # -0.10: outside it
+    assert not row["final"]["holds"]
