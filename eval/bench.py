@@ -221,7 +221,8 @@ def print_summary(results: dict) -> None:
             f"x{f['train_default_over_before']:.2f} (one token x"
             f"{f['train_one_token_over_padded']:.2f}, loss rewrite "
             f"x{f['train_loss_rewrite_over_before']:.2f}, XLA x{f['train_xla_over_plain']:.2f}, "
-            f"bf16 x{f['train_bf16_over_float32']:.2f})"
+            f"bf16 x{f['train_bf16_over_float32']:.2f}, td 1 cs 1 "
+            f"x{f['train_td1cs1_over_default']:.2f})"
         )
         print("  " + decode_line(name, f))
     for task, s in results["sim"].items():

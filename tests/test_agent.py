@@ -281,10 +281,30 @@ def test_unseen_cross_entropy_by_hand_and_against_the_log_softmax_form():
     assert weighted.numpy() < reference.numpy()  # every weight <= 1, neighbours < 1
 
 
-@pytest.mark.parametrize("loss", ["hl_gauss", "two_hot", "c51", "mse"])
-def test_fast_loss_equals_the_loss_as_before(loss):
+def test_cross_entropy_every_bin_by_hand_and_against_the_log_softmax_form():
+    # One (b, d), A = 2 bins, V = 2, p = (0.25, 0.75): CE_a = log(e^l0 + e^l1) - p . l_a.
+    logits = tf.constant([[[[0.0, 0.0], [1.0, 3.0]]]])
+    out = targets.cross_entropy_every_bin(logits, tf.constant([[[0.25, 0.75]]])).numpy()
+    by_hand = [np.log(2.0), np.log(np.exp(1.0) + np.exp(3.0)) - (0.25 + 2.25)]
+    np.testing.assert_allclose(out[0, 0], by_hand, rtol=1e-6)
+    rng = np.random.default_rng(1)
+    logits = tf.constant(rng.normal(size=(4, 3, 5, 9)) * 3, tf.float32)
+    probs = tf.nn.softmax(tf.constant(rng.normal(size=(4, 3, 9)), tf.float32))
+    with tf.GradientTape(persistent=True) as tape:
+        tape.watch(logits)
+        fast = targets.cross_entropy_every_bin(logits, probs)
+        slow = losses.cross_entropy(logits, probs[:, :, None, :])
+    np.testing.assert_allclose(fast.numpy(), slow.numpy(), rtol=1e-5)
+    np.testing.assert_allclose(tape.gradient(fast, logits), tape.gradient(slow, logits), atol=1e-6)
+
+
+@pytest.mark.parametrize(
+    "loss, td_sigma",
+    [("hl_gauss", 0.0), ("two_hot", 0.0), ("c51", 0.0), ("mse", 0.0), ("hl_gauss", 1.0)],
+)
+def test_fast_loss_equals_the_loss_as_before(loss, td_sigma):
     """The loss without the [B, D, A, V] log-softmax, and its gradients, against the old formula."""
-    config = tiny_agent_config(loss=loss)
+    config = tiny_agent_config(loss=loss, td_sigma=td_sigma, conservative_sigma=td_sigma)
     agent = benchmarks.make_agent(config, action_dims=3)
     for v in agent.target_q_network.trainable_variables:  # target != online
         v.assign(v + tf.random.normal(v.shape, stddev=0.05, seed=3))

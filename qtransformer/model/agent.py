@@ -214,7 +214,7 @@ class QTransformerAgent(tf_agent.TFAgent):
         before = self._loss_as_before
         q_all = None
         spread = cfg.td_sigma > 0  # the TD term also trains the data's neighbouring bins
-        if before or spread or cfg.loss not in CLASSIFICATION or cfg.conservative == "value":
+        if before or cfg.loss not in CLASSIFICATION or cfg.conservative == "value":
             q_all = self._q_values(logits)  # [B, D, A]: the conservative term needs all
             q_taken = targets.taken(q_all, bins)
         else:  # Q of the data's bins only: [B, D, V] logits instead of [B, D, A, V]
@@ -226,8 +226,10 @@ class QTransformerAgent(tf_agent.TFAgent):
                 td = tf.reduce_mean(losses.mse(q_taken, y_bounded))
         else:
             p_y = self._target_distribution(cfg, t_out, q_t, batch, y, y_bounded)
-            if spread:
+            if spread and before:
                 per_bin = losses.cross_entropy(logits, p_y[..., tf.newaxis, :])
+            elif spread:  # without the log-softmax of all [B, D, A, V] logits
+                per_bin = targets.cross_entropy_every_bin(logits, p_y)
             else:
                 td = tf.reduce_mean(losses.cross_entropy(targets.taken(logits, bins), p_y))
         if spread:

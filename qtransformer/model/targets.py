@@ -110,6 +110,17 @@ def unseen_average(per_bin: tf.Tensor, bins: tf.Tensor, sigma: float = 0.0) -> t
     return tf.reduce_mean(tf.reduce_sum(per_bin * unseen, axis=-1) / (num_bins - 1))
 
 
+def cross_entropy_every_bin(logits: tf.Tensor, probs: tf.Tensor) -> tf.Tensor:
+    """[B, D, A] cross-entropy of every bin's logits [B, D, A, V] against probs [B, D, V].
+
+    Equals `losses.cross_entropy(logits, probs[:, :, None])` for probs that sum to 1, without
+    the log-softmax [B, D, A, V]: CE_a = logsumexp_v l_av - sum_v p_v l_av. The TD term of
+    `td_sigma` > 0 reduces it with `neighbour_weights`.
+    """
+    probs = tf.stop_gradient(tf.cast(probs, tf.float32))
+    return tf.reduce_logsumexp(logits, axis=-1) - tf.einsum("bdav,bdv->bda", logits, probs)
+
+
 def unseen_cross_entropy(
     logits: tf.Tensor, bins: tf.Tensor, probs: tf.Tensor, sigma: float = 0.0
 ) -> tf.Tensor:

@@ -204,7 +204,8 @@ def fast_path(
     "default" is what `config` selects (`use_xla` for the step, `xla_decoder` for decoding).
     Each variant runs `rounds` times `steps` train steps (`calls` decoder calls); the
     median is reported. Ratios > 1 mean the fast variant is faster. The bfloat16 step is
-    timed too (slower on this CPU: docs/performance.md, "The fast path").
+    timed too (slower on this CPU: docs/performance.md, "The fast path"), and the step with
+    `td_sigma` = `conservative_sigma` = 1 (the TD term over every bin).
     """
     base = config.replace(use_xla=False, mixed_precision=False)
     xla = base.replace(use_xla=True)
@@ -215,6 +216,8 @@ def fast_path(
         "padded_xla": (xla, True, False),
         "one_token_xla": (xla, False, False),
         "one_token_bf16": (base.replace(mixed_precision=True), False, False),
+        # the clean-demo setting: the TD term over every bin (docs/stall.md section 7)
+        "one_token_td1cs1": (base.replace(td_sigma=1.0, conservative_sigma=1.0), False, False),
     }
     fns = {name: _train_fn(cfg, action_dims, *how) for name, (cfg, *how) in variants.items()}
     seconds = interleaved_seconds(fns, steps, rounds)
@@ -230,6 +233,7 @@ def fast_path(
         "train_xla_over_plain": train["one_token_xla"] / train["one_token"],
         "train_default_over_before": train[now] / train["padded"],
         "train_bf16_over_float32": train["one_token_bf16"] / train["one_token"],
+        "train_td1cs1_over_default": train["one_token_td1cs1"] / train["one_token"],
         **decode_speed(config, action_dims, calls, rounds),
     }
 
