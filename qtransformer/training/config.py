@@ -143,7 +143,8 @@ class TrainConfig:
         value, the Q-learners' counterpart of BC's ordered labels (`bc_action_sigma`).
         Measured (docs/stall.md, section 7): both sigmas at 1 bring HL-Gauss on 40 clean demos
         from 87.0% to 95.3% (BC: 99.0%), but give no gain on the papers' noisy data (69.7%
-        against 72.7%, 6 seeds), so both default to 0, the papers' regulariser.
+        against 72.7%, 6 seeds) and a lower peak through the benchmark's protocol (0.636
+        against 0.728, section 8), so both default to 0, the papers' regulariser.
       mc_lower_bound: clip TD targets from below by the Monte-Carlo return.
       sigma_ratio: HL-Gauss sigma in bin widths (paper: 0.75).
       target_update_tau: Polyak rate of the target network (1.0 = copy).
