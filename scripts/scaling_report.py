@@ -11,6 +11,11 @@ its seed mean with a Student-t 95% interval, the peak of the pooled curve (all a
 |Q - target| and the TD loss, each the mean of the last 10 logged points of every seed's
 train/ logs (TD error has the same units for every loss; TD loss does not).
 Missing runs are skipped; a size with no finished seed is left out.
+
+The claim "HL-Gauss scales with size where MSE does not" (Stop Regressing), per axis: each
+method's change in final seed-mean success from the axis' first size to its largest finished
+one, and HL-Gauss's change minus MSE's, each with a 95% percentile bootstrap that resamples
+every (size, method)'s seeds independently (as scripts/round_two_claims.py does).
 """
 
 from __future__ import annotations
@@ -82,6 +87,48 @@ def report(args: argparse.Namespace) -> dict:
             if rows:
                 out[axis_name][size] = rows
     return out
+
+
+RESAMPLES = 10_000
+
+
+def scaling_claims(result: dict, seed: int = 0) -> dict:
+    """{axis: {from, to, <method>: change [lo, hi], hl_gauss_minus_mse: [..]}} of final success."""
+    rng = np.random.default_rng(seed)
+
+    def resample(x: np.ndarray) -> np.ndarray:
+        return x[rng.integers(0, len(x), len(x))]
+
+    claims = {}
+    for axis, sizes in result.items():
+        both = [s for s in sizes if all(m in sizes[s] for m in METHODS)]
+        if len(both) < 2:
+            continue
+        first, last = both[0], both[-1]
+        row, boot = {"from": first, "to": last}, {}
+        for m in METHODS:
+            small = np.array(sizes[first][m]["final_per_seed"])
+            large = np.array(sizes[last][m]["final_per_seed"])
+            boot[m] = np.array(
+                [resample(large).mean() - resample(small).mean() for _ in range(RESAMPLES)]
+            )
+            row[m] = [float(large.mean() - small.mean()),
+                      *np.percentile(boot[m], [2.5, 97.5]).tolist()]  # fmt: skip
+        row["hl_gauss_minus_mse"] = [
+            row["hl_gauss"][0] - row["mse"][0],
+            *np.percentile(boot["hl_gauss"] - boot["mse"], [2.5, 97.5]).tolist(),
+        ]
+        claims[axis] = row
+    return claims
+
+
+def print_claims(claims: dict) -> None:
+    print("| axis | from -> to | HL-Gauss change [95%] | MSE change | HL-Gauss minus MSE |")
+    print("|---|---|---|---|---|")
+    for axis, r in claims.items():
+        cells = [f"{v[0]:+.3f} [{v[1]:+.3f}, {v[2]:+.3f}]"
+                 for v in (r["hl_gauss"], r["mse"], r["hl_gauss_minus_mse"])]  # fmt: skip
+        print(f"| {axis} | {r['from']} -> {r['to']} | " + " | ".join(cells) + " |")
 
 
 def _fmt(x: float | None) -> str:
@@ -160,9 +207,12 @@ def main(argv=None) -> int:
     quiet.silence_libraries()
     result = report(args)
     print_table(result)
+    claims = scaling_claims(result)
+    print_claims(claims)
     if args.out:
         Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.out + ".json").write_text(json.dumps(result, indent=2) + "\n")
+        out = {**result, "claims": claims}
+        Path(args.out + ".json").write_text(json.dumps(out, indent=2) + "\n")
         plot(result, Path(args.out + ".png"))
         print(f"-> {args.out}.json, {args.out}.png")
     return 0
