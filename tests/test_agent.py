@@ -333,7 +333,7 @@ def tiny_agent_config(**overrides):
 
 
 def tiny_agent(alpha=1.0, seed=0):
-    tf.random.set_seed(seed)
+    tf.keras.utils.set_random_seed(seed)
     return benchmarks.make_agent(tiny_agent_config(alpha=alpha))
 
 

@@ -16,7 +16,7 @@ from qtransformer.training.config import TrainConfig
 
 
 def tiny_policy(loss="hl_gauss"):
-    tf.random.set_seed(3)
+    tf.keras.utils.set_random_seed(3)
     config = TrainConfig(loss=loss).replace(
         embed_dim=16, num_layers=1, num_heads=2, action_bins=9, value_bins=11, head_rank=8
     )
