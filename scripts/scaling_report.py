@@ -13,9 +13,10 @@ train/ logs (TD error has the same units for every loss; TD loss does not).
 Missing runs are skipped; a size with no finished seed is left out.
 
 The claim "HL-Gauss scales with size where MSE does not" (Stop Regressing), per axis: each
-method's change in final seed-mean success from the axis' first size to its largest finished
-one, and HL-Gauss's change minus MSE's, each with a 95% percentile bootstrap that resamples
-every (size, method)'s seeds independently (as scripts/round_two_claims.py does).
+method's change in final (and in peak) seed-mean success from the axis' first size to its
+largest size whose seeds have all finished, and HL-Gauss's change minus MSE's, each with a 95%
+percentile bootstrap that resamples every (size, method)'s seeds independently (as
+scripts/round_two_claims.py does).
 """
 
 from __future__ import annotations
@@ -68,7 +69,9 @@ def summarize(cache: Path, runs_dir: Path, method: str) -> dict | None:
     row = {"seeds": sorted(runs), "final_per_seed": summary["per_seed_final"],
            "final_mean": summary["seed_mean"], "final_t95": summary["seed_ci95"],
            "peak": summary["peak_success"], "peak_step": summary["peak_step"],
-           "final_step": summary["curve"][-1]["step"]}  # fmt: skip
+           "final_step": summary["curve"][-1]["step"],
+           "curve_per_seed": [[p["success_rate"] for p in c["points"]]
+                              for c in curves]}  # fmt: skip
     for key in ("td_error", "td_loss"):
         values = [t[key] for t in td if key in t]
         row[key] = float(np.mean(values)) if values else None
@@ -92,8 +95,18 @@ def report(args: argparse.Namespace) -> dict:
 RESAMPLES = 10_000
 
 
+def _fewest_seeds(rows: dict) -> int:
+    return min(len(rows[m]["curve_per_seed"]) for m in METHODS)
+
+
+def _at(curves: np.ndarray, at: str) -> float:
+    """Final or peak of the mean-over-seeds curve; curves [seeds, steps]."""
+    mean = curves.mean(axis=0)
+    return float(mean[-1] if at == "final" else mean.max())
+
+
 def scaling_claims(result: dict, seed: int = 0) -> dict:
-    """{axis: {from, to, <method>: change [lo, hi], hl_gauss_minus_mse: [..]}} of final success."""
+    """{axis: {from, to, final|peak: {<method>: change [lo, hi], hl_gauss_minus_mse: [..]}}}."""
     rng = np.random.default_rng(seed)
 
     def resample(x: np.ndarray) -> np.ndarray:
@@ -102,33 +115,40 @@ def scaling_claims(result: dict, seed: int = 0) -> dict:
     claims = {}
     for axis, sizes in result.items():
         both = [s for s in sizes if all(m in sizes[s] for m in METHODS)]
-        if len(both) < 2:
+        if not both:
             continue
-        first, last = both[0], both[-1]
-        row, boot = {"from": first, "to": last}, {}
-        for m in METHODS:
-            small = np.array(sizes[first][m]["final_per_seed"])
-            large = np.array(sizes[last][m]["final_per_seed"])
-            boot[m] = np.array(
-                [resample(large).mean() - resample(small).mean() for _ in range(RESAMPLES)]
-            )
-            row[m] = [float(large.mean() - small.mean()),
-                      *np.percentile(boot[m], [2.5, 97.5]).tolist()]  # fmt: skip
-        row["hl_gauss_minus_mse"] = [
-            row["hl_gauss"][0] - row["mse"][0],
-            *np.percentile(boot["hl_gauss"] - boot["mse"], [2.5, 97.5]).tolist(),
-        ]
-        claims[axis] = row
+        # the end point: the largest size whose seeds have all finished (as many as the first's)
+        full = [s for s in both[1:] if _fewest_seeds(sizes[s]) >= _fewest_seeds(sizes[both[0]])]
+        if not full:
+            continue
+        first, last = both[0], full[-1]
+        claims[axis] = {"from": first, "to": last}
+        for at in ("final", "peak"):
+            row, boot = {}, {}
+            for m in METHODS:
+                small = np.array(sizes[first][m]["curve_per_seed"])
+                large = np.array(sizes[last][m]["curve_per_seed"])
+                boot[m] = np.array([_at(resample(large), at) - _at(resample(small), at)
+                                    for _ in range(RESAMPLES)])  # fmt: skip
+                row[m] = [_at(large, at) - _at(small, at),
+                          *np.percentile(boot[m], [2.5, 97.5]).tolist()]  # fmt: skip
+            row["hl_gauss_minus_mse"] = [
+                row["hl_gauss"][0] - row["mse"][0],
+                *np.percentile(boot["hl_gauss"] - boot["mse"], [2.5, 97.5]).tolist(),
+            ]
+            claims[axis][at] = row
     return claims
 
 
 def print_claims(claims: dict) -> None:
-    print("| axis | from -> to | HL-Gauss change [95%] | MSE change | HL-Gauss minus MSE |")
-    print("|---|---|---|---|---|")
-    for axis, r in claims.items():
-        cells = [f"{v[0]:+.3f} [{v[1]:+.3f}, {v[2]:+.3f}]"
-                 for v in (r["hl_gauss"], r["mse"], r["hl_gauss_minus_mse"])]  # fmt: skip
-        print(f"| {axis} | {r['from']} -> {r['to']} | " + " | ".join(cells) + " |")
+    print("| axis | from -> to | at | HL-Gauss change [95%] | MSE change | HL-Gauss minus MSE |")
+    print("|---|---|---|---|---|---|")
+    for axis, c in claims.items():
+        for at in ("final", "peak"):
+            r = c[at]
+            cells = [f"{v[0]:+.3f} [{v[1]:+.3f}, {v[2]:+.3f}]"
+                     for v in (r["hl_gauss"], r["mse"], r["hl_gauss_minus_mse"])]  # fmt: skip
+            print(f"| {axis} | {c['from']} -> {c['to']} | {at} | " + " | ".join(cells) + " |")
 
 
 def _fmt(x: float | None) -> str:

@@ -59,21 +59,29 @@ def test_rows_hold_seed_means_t_intervals_peaks_and_the_last_ten_td_points(tmp_p
 
 
 def test_scaling_claims_by_hand():
-    def row(finals):
-        return {"final_per_seed": finals}
+    def row(*curves):  # one success curve per seed
+        return {"curve_per_seed": [list(c) for c in curves]}
 
     result = {"model": {
-        "64x2": {"hl_gauss": row([0.6, 0.6]), "mse": row([0.5, 0.7])},
-        "128x2": {"hl_gauss": row([0.9, 0.9])},  # MSE missing: not an end point
-        "128x4": {"hl_gauss": row([0.4, 0.4]), "mse": row([0.8, 0.8])},
-    }, "data": {"40 demos": {"hl_gauss": row([0.6])}}}  # fmt: skip
+        "64x2": {"hl_gauss": row([0.6], [0.6]), "mse": row([0.5], [0.7])},
+        "128x2": {"hl_gauss": row([0.9], [0.9])},  # MSE missing: not an end point
+        "128x4": {"hl_gauss": row([0.9, 0.4], [0.7, 0.4]), "mse": row([0.8], [0.8])},
+        "256x4": {"hl_gauss": row([0.0]), "mse": row([0.9])},  # 1 of 2 seeds: not yet the end
+    }, "data": {"40 demos": {"hl_gauss": row([0.6]), "mse": row([0.6])}}}  # fmt: skip
     claims = scaling_report.scaling_claims(result)
     assert "data" not in claims  # one size with both methods: no change to measure
     c = claims["model"]
     assert (c["from"], c["to"]) == ("64x2", "128x4")
-    # HL-Gauss: 0.4 - 0.6 = -0.2 with no seed spread, so a zero-width interval.
-    assert [round(v, 9) for v in c["hl_gauss"]] == [-0.2, -0.2, -0.2]
+    final, peak = c["final"], c["peak"]
+    # HL-Gauss final: 0.4 - 0.6 = -0.2 with no seed spread, so a zero-width interval.
+    assert [round(v, 9) for v in final["hl_gauss"]] == [-0.2, -0.2, -0.2]
     # MSE: 0.8 - 0.6 = +0.2; resampled 64x2 means are 0.5, 0.6 or 0.7, so changes in [0.1, 0.3].
-    assert math.isclose(c["mse"][0], 0.2) and 0.1 - 1e-9 <= c["mse"][1] <= c["mse"][2] <= 0.3 + 1e-9
-    assert math.isclose(c["hl_gauss_minus_mse"][0], -0.4)
-    assert -0.5 - 1e-9 <= c["hl_gauss_minus_mse"][1] <= c["hl_gauss_minus_mse"][2] <= -0.3 + 1e-9
+    mse = final["mse"]
+    assert math.isclose(mse[0], 0.2) and 0.1 - 1e-9 <= mse[1] <= mse[2] <= 0.3 + 1e-9
+    assert math.isclose(final["hl_gauss_minus_mse"][0], -0.4)
+    diff = final["hl_gauss_minus_mse"]
+    assert -0.5 - 1e-9 <= diff[1] <= diff[2] <= -0.3 + 1e-9
+    # HL-Gauss peak at 128x4: the seed-mean curve is (0.8, 0.4), so 0.8 - 0.6 = +0.2; resampled
+    # seeds give 0.9, 0.8 or 0.7 at the first step, so the interval lies in [0.1, 0.3].
+    hl = peak["hl_gauss"]
+    assert math.isclose(hl[0], 0.2) and 0.1 - 1e-9 <= hl[1] <= hl[2] <= 0.3 + 1e-9
