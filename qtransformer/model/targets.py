@@ -111,14 +111,20 @@ def unseen_average(per_bin: tf.Tensor, bins: tf.Tensor, sigma: float = 0.0) -> t
 
 
 def cross_entropy_every_bin(logits: tf.Tensor, probs: tf.Tensor) -> tf.Tensor:
-    """[B, D, A] cross-entropy of every bin's logits [B, D, A, V] against probs [B, D, V].
+    """[B, D, A] cross-entropy of every bin's logits [B, D, A, V] against probs [B, D, V], or
+    against one distribution [V] for all.
 
-    Equals `losses.cross_entropy(logits, probs[:, :, None])` for probs that sum to 1, without
-    the log-softmax [B, D, A, V]: CE_a = logsumexp_v l_av - sum_v p_v l_av. The TD term of
-    `td_sigma` > 0 reduces it with `neighbour_weights`.
+    Equals `losses.cross_entropy(logits, probs)` (probs broadcast over the bins) for probs that
+    sum to 1, without the log-softmax [B, D, A, V]: CE_a = logsumexp_v l_av - sum_v p_v l_av.
+    The TD term of `td_sigma` > 0 reduces it with `neighbour_weights`, the conservative term
+    with `unseen_cross_entropy`.
     """
     probs = tf.stop_gradient(tf.cast(probs, tf.float32))
-    return tf.reduce_logsumexp(logits, axis=-1) - tf.einsum("bdav,bdv->bda", logits, probs)
+    if probs.shape.rank == 1:
+        dot = tf.tensordot(logits, probs, 1)
+    else:
+        dot = tf.einsum("bdav,bdv->bda", logits, probs)
+    return tf.reduce_logsumexp(logits, axis=-1) - dot
 
 
 def unseen_cross_entropy(
@@ -136,13 +142,8 @@ def unseen_cross_entropy(
     so only a logsumexp and a product with p reduce the full logits. With sigma > 0 each bin's
     CE is weighted by `unseen_weights` instead.
     """
-    probs = tf.stop_gradient(tf.cast(probs, tf.float32))
-    num_bins = logits.shape[-2]
-
-    def ce(x):  # [..., V] -> [...]
-        return tf.reduce_logsumexp(x, axis=-1) - tf.tensordot(x, probs, 1)
-
+    per_bin = cross_entropy_every_bin(logits, probs)  # [B, D, A]
     if sigma > 0:
-        return unseen_average(ce(logits), bins, sigma)
-    total = tf.reduce_sum(ce(logits), axis=-1)  # [B, D]
-    return tf.reduce_mean((total - ce(taken(logits, bins))) / (num_bins - 1))
+        return unseen_average(per_bin, bins, sigma)
+    total = tf.reduce_sum(per_bin, axis=-1)  # [B, D]
+    return tf.reduce_mean((total - taken(per_bin, bins)) / (per_bin.shape[-1] - 1))
