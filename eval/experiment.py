@@ -298,12 +298,12 @@ class _Runner:
 
     def tune(self, method: str, params: dict, seed: int = TUNE_SEED) -> float:
         """Validation success of the final policy (another `seed`: ablation scripts only)."""
-        name = f"tune_{method}_{_tag(params)}_seed{seed}"
+        name = run_name("tune", method, params, seed)
         curve = self._run(name, method, params, seed, VAL_SEED, self.args.val_episodes, 1)
         return curve["points"][-1]["success_rate"]
 
     def test(self, method: str, params: dict, seed: int) -> dict:
-        name = f"test_{method}_{_tag(params)}_seed{seed}"
+        name = run_name("test", method, params, seed)
         args = self.args
         return self._run(name, method, params, seed, TEST_SEED, args.eval_episodes, args.evals)
 
@@ -328,10 +328,7 @@ class _Runner:
         else:
             from qtransformer.training.train import train
 
-            config = self.base.replace(
-                **METHOD_CONFIG[method], **params, seed=seed, steps=self.args.steps,
-                checkpoint_every=every,
-            )  # fmt: skip
+            config = run_config(self.base, method, params, seed, self.args.steps, every)
             train(self.dataset, run_dir, config, progress=not self.args.quick)
         train_s = time.time() - t0
         steps = sorted(int(p.name) for p in (run_dir / "policies").iterdir())
@@ -347,6 +344,20 @@ class _Runner:
                  "protocol": self.protocol}  # fmt: skip
         write_report(curve, path)
         return curve
+
+
+def run_name(kind: str, method: str, params: dict, seed: int) -> str:
+    """The run's folder and cache name, e.g. test_hl_gauss_alpha10_learning_rate0.001_seed0."""
+    return f"{kind}_{method}_{_tag(params)}_seed{seed}"
+
+
+def run_config(base, method: str, params: dict, seed: int, steps: int, checkpoint_every: int):
+    """The TrainConfig a run of `method` (not cql_sac) trains with: `base` with the method's
+    loss, the tuned `params`, the training seed and the step budget."""
+    return base.replace(
+        **METHOD_CONFIG[method], **params, seed=seed, steps=steps,
+        checkpoint_every=checkpoint_every,
+    )  # fmt: skip
 
 
 def _tag(params: dict) -> str:

@@ -21,7 +21,7 @@ METHODS = ("hl_gauss", "mse")
 
 
 def main(argv=None) -> int:
-    from qtransformer.eval.experiment import METHOD_CONFIG, _tag
+    from qtransformer.eval.experiment import run_config, run_name
     from qtransformer.training.config import TrainConfig
     from qtransformer.training.train import train
 
@@ -37,13 +37,11 @@ def main(argv=None) -> int:
     for method in METHODS:
         params = tuning[method]["chosen"]
         for seed in range(args.seeds):
-            run_dir = args.out / f"test_{method}_{_tag(params)}_seed{seed}"
+            run_dir = args.out / run_name("test", method, params, seed)
             if (run_dir / "policies" / str(args.steps)).exists():
                 continue
-            config = TrainConfig().replace(
-                **METHOD_CONFIG[method], **params, seed=seed, steps=args.steps,
-                checkpoint_every=max(1, args.steps // args.evals),
-            )  # fmt: skip
+            every = max(1, args.steps // args.evals)  # as `experiment` checkpoints
+            config = run_config(TrainConfig(), method, params, seed, args.steps, every)
             print(f"{run_dir.name}", flush=True)
             train(args.dataset, run_dir, config, progress=False)
     return 0
